@@ -1,0 +1,172 @@
+# Ringlet: one application + the kernel + newlib, linked into one PVH ELF.
+#
+#   make [APP=hello]      build build/APP/ringlet.elf (+ .asm disassembly, .sym symbol map)
+#   make run [APP=..] [ARGS="..."] [RUNFLAGS="--machine microvm ..."]
+#                         build and boot it in QEMU (scripts/run --help)
+#   make test             host unit tests and QEMU integration tests
+#   make debug            boot halted under gdb
+#   make bench            benchmarks (bench/)
+#   make V=1              show full commands
+#
+# Dependencies (Debian packages, newlib built once into build/) are checked
+# and installed by scripts/deps, which every target below calls first.
+
+APP ?= hello
+BUILD := build
+ARGS ?=
+RUNFLAGS ?=
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+MAKEFLAGS += --no-print-directory
+
+NEWLIB := $(BUILD)/newlib/install/x86_64-elf
+GCC_INCLUDE := $(shell gcc -print-file-name=include)
+LIBGCC := $(shell gcc -print-libgcc-file-name)
+PYTHON := $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
+
+# ---- flags ----------------------------------------------------------------
+# Freestanding, non-PIC code linked at 1 MiB; frame pointers for backtraces;
+# no red zone (an exception may push onto the stack of any function); the
+# stack protector with a global canary (the kernel has no TLS).
+# newlib only declares clock_gettime and friends when told POSIX timers exist.
+COMMON_FLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pie -fno-pic -mno-red-zone -mcmodel=small \
+	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
+	-fstack-protector-strong -mstack-protector-guard=global \
+	-nostdinc -isystem $(NEWLIB)/include -isystem $(GCC_INCLUDE) -Iinclude \
+	-D_POSIX_TIMERS=1 -D_POSIX_MONOTONIC_CLOCK=200112L \
+	-Wall -Wextra -Werror -MMD -MP
+# The kernel never touches SSE/x87 registers, so it need not save them.
+KERNEL_CFLAGS := $(COMMON_FLAGS) -mgeneral-regs-only
+APP_CFLAGS := $(COMMON_FLAGS)
+LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexecstack
+
+# ---- sources (explicit lists) ----------------------------------------------
+BOOT_SRCS := boot/entry.S boot/boot.c
+KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
+	kernel/heap.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pmem.c \
+	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
+DRIVER_SRCS :=
+APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
+
+KOBJ := $(BUILD)/kernel
+AOBJ := $(BUILD)/$(APP)/obj
+KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
+APP_OBJS := $(patsubst %,$(AOBJ)/%.o,$(basename $(APP_SRCS))) $(AOBJ)/appname.o
+LIBS := --start-group $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
+
+OUT := $(BUILD)/$(APP)
+ELF := $(OUT)/ringlet.elf
+
+.PHONY: all deps run debug test unit-test integration-test bench clean distclean format help
+all: $(ELF)
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+ifeq ($(APP_SRCS),)
+$(ELF):
+	@echo "error: no application '$(APP)': apps/$(APP)/ has no .c files (see apps/)" >&2; exit 2
+endif
+
+# newlib and the packages: scripts/deps is fast when all is present.
+$(NEWLIB)/lib/libc.a: scripts/deps
+	$(Q)scripts/deps --quiet build
+
+$(KOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
+
+$(KOBJ)/%.o: %.S | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AS      $<")
+	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
+
+# argv[0] and the log name the application: a one-line file per app.
+$(AOBJ)/appname.c:
+	@mkdir -p $(dir $@)
+	$(Q)echo 'const char ringlet_app_name[] = "$(APP)";' > $@
+
+$(AOBJ)/appname.o: $(AOBJ)/appname.c
+	$(Q)gcc $(APP_CFLAGS) -c $< -o $@
+
+$(AOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)gcc $(APP_CFLAGS) -c $< -o $@
+
+# Two links: the first with an empty symbol table, from which scripts/ksyms
+# makes the real one for the second. The table sits after all code, so the
+# functions must not move between the two; the cmp checks it.
+$(ELF): $(KERNEL_OBJS) $(APP_OBJS) linker.ld scripts/ksyms
+	@mkdir -p $(OUT)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)scripts/ksyms > $(OUT)/ksyms0.S
+	$(Q)gcc -c $(OUT)/ksyms0.S -o $(OUT)/ksyms0.o
+	$(Q)ld $(LDFLAGS) -o $(OUT)/pass1.elf $(KERNEL_OBJS) $(APP_OBJS) $(OUT)/ksyms0.o $(LIBS)
+	$(Q)scripts/ksyms $(OUT)/pass1.elf > $(OUT)/ksyms.S
+	$(Q)gcc -c $(OUT)/ksyms.S -o $(OUT)/ksyms.o
+	$(Q)ld $(LDFLAGS) -o $@.tmp $(KERNEL_OBJS) $(APP_OBJS) $(OUT)/ksyms.o $(LIBS)
+	$(Q)scripts/ksyms $@.tmp | cmp -s - $(OUT)/ksyms.S || \
+		{ echo "error: functions moved between the two links (see scripts/ksyms)" >&2; exit 1; }
+	$(Q)mv $@.tmp $@
+	@$(if $(Q),echo "  OBJDUMP $(OUT)/ringlet.asm")
+	$(Q)objdump -d -S --no-show-raw-insn $@ > $(OUT)/ringlet.asm
+	$(Q)nm -n $@ > $(OUT)/ringlet.sym
+
+# ---- running ------------------------------------------------------------------
+deps:
+	$(Q)scripts/deps
+
+run: $(ELF)
+	$(Q)scripts/deps --quiet run
+	$(Q)scripts/run $(RUNFLAGS) $(APP) -- $(ARGS)
+
+debug: $(ELF)
+	$(Q)scripts/deps --quiet run
+	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
+
+# ---- tests ----------------------------------------------------------------------
+UNIT_TESTS := test_virtq test_cmdline
+UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit
+
+$(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
+		drivers/virtio/virtio.h tests/unit/check.h
+$(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
+$(BUILD)/tests/%:
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  HOSTCC  $@")
+	$(Q)gcc $(UNIT_CFLAGS) $(filter %.c,$^) -o $@
+
+unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+	$(Q)for t in $^; do echo "== $$t"; $$t || exit 1; done
+
+integration-test:
+	$(Q)$(MAKE) APP=hello
+	$(Q)$(MAKE) APP=selftest
+	$(Q)$(PYTHON) -m pytest -q -ra tests/integration
+
+test:
+	$(Q)scripts/deps --quiet
+	$(Q)$(MAKE) unit-test
+	$(Q)$(MAKE) integration-test
+
+bench:
+	$(Q)scripts/deps --quiet
+	$(Q)bench/boot
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)/kernel $(BUILD)/tests $(filter-out $(BUILD)/newlib $(BUILD)/kvmprobe,$(wildcard $(BUILD)/*))
+
+distclean:
+	rm -rf $(BUILD)
+
+-include $(KERNEL_OBJS:.o=.d) $(APP_OBJS:.o=.d)

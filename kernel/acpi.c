@@ -1,0 +1,171 @@
+/*
+ * kernel/acpi.c: the little of ACPI the kernel needs: where to write to
+ * power the machine off, and (for PCI) where the MCFG table says the
+ * configuration space is memory mapped.
+ *
+ * Powering off means writing SLP_TYPa | SLP_EN to the PM1a control register
+ * named in the FADT, where SLP_TYPa is the first value of the \_S5 package in
+ * the DSDT. Finding \_S5 without an AML interpreter is the usual shortcut:
+ * look for the bytes "_S5_" followed by a Package opcode.
+ *
+ * Implements: ACPI Specification 6.4, §5.2.5 (RSDP), §5.2.7-8 (RSDT/XSDT),
+ *             §5.2.9 (FADT), §7.4.2 (\_Sx objects), §20 (AML encoding);
+ *             PCI Firmware Specification 3.2, §4.1.2 (MCFG).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "io.h"
+#include "kernel.h"
+
+struct acpi_header {
+	char signature[4];
+	uint32_t length;
+	uint8_t revision;
+	uint8_t checksum;
+	char oem_id[6];
+	char oem_table_id[8];
+	uint32_t oem_revision;
+	uint32_t creator_id;
+	uint32_t creator_revision;
+} __attribute__((packed));
+
+struct rsdp {
+	char signature[8]; /* "RSD PTR " */
+	uint8_t checksum;
+	char oem_id[6];
+	uint8_t revision; /* 0: ACPI 1.0 (RSDT only), 2: XSDT too */
+	uint32_t rsdt;
+	uint32_t length;
+	uint64_t xsdt;
+	uint8_t ext_checksum;
+	uint8_t reserved[3];
+} __attribute__((packed));
+
+static uint16_t pm1a_cnt;     /* I/O port of PM1a_CNT, 0 if unknown */
+static uint16_t slp_typ_s5;   /* SLP_TYPa for S5 */
+static bool s5_found;
+static uint64_t mcfg_base;    /* ECAM base for segment 0 */
+static uint8_t mcfg_bus_end;
+
+static bool checksum_ok(const void *p, size_t n)
+{
+	uint8_t sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += ((const uint8_t *)p)[i];
+	return sum == 0;
+}
+
+/* The BIOS puts the RSDP on a 16-byte boundary in 0xe0000-0xfffff. */
+static const struct rsdp *rsdp_scan(void)
+{
+	for (uintptr_t a = 0xe0000; a < 0x100000; a += 16)
+		if (memcmp((const void *)a, "RSD PTR ", 8) == 0 && checksum_ok((const void *)a, 20))
+			return (const struct rsdp *)a;
+	return NULL;
+}
+
+/* A table's checksum covers all of it; the DSDT is large and only searched
+ * for a few bytes, so its checksum is skipped (it costs a millisecond of
+ * boot time under emulation). */
+static const struct acpi_header *table_at(uint64_t addr, bool check)
+{
+	const struct acpi_header *h = (const void *)(uintptr_t)addr;
+	if (!addr || addr >= 0x100000000ull || !paging_is_mapped(addr))
+		return NULL;
+	if (h->length < sizeof(*h) || h->length > (16u << 20) || (check && !checksum_ok(h, h->length)))
+		return NULL;
+	return h;
+}
+
+static void parse_s5(const struct acpi_header *dsdt)
+{
+	const uint8_t *p = (const uint8_t *)dsdt, *end = p + dsdt->length;
+	for (p += sizeof(*dsdt); p + 8 < end; p++) {
+		if (p[0] != '_' || p[1] != 'S' || p[2] != '5' || p[3] != '_' || p[4] != 0x12) /* PackageOp */
+			continue;
+		const uint8_t *q = p + 5;
+		q += 1 + (*q >> 6); /* PkgLength: 1 to 4 bytes */
+		q++;		    /* NumElements */
+		if (*q == 0x0a)	    /* BytePrefix */
+			slp_typ_s5 = q[1];
+		else if (*q == 0x00 || *q == 0x01) /* ZeroOp, OneOp */
+			slp_typ_s5 = *q;
+		else
+			continue;
+		s5_found = true;
+		return;
+	}
+}
+
+static void parse_fadt(const struct acpi_header *fadt)
+{
+	const uint8_t *f = (const uint8_t *)fadt;
+	uint32_t pm1a = *(const uint32_t *)(f + 64);
+	uint64_t dsdt = *(const uint32_t *)(f + 40);
+	if (fadt->length >= 148 && *(const uint64_t *)(f + 140))
+		dsdt = *(const uint64_t *)(f + 140); /* X_DSDT */
+	if (pm1a < 0x10000)
+		pm1a_cnt = (uint16_t)pm1a;
+	const struct acpi_header *d = table_at(dsdt, false);
+	if (d)
+		parse_s5(d);
+}
+
+static void parse_mcfg(const struct acpi_header *mcfg)
+{
+	/* 8 reserved bytes, then 16-byte entries: base, segment, bus range. */
+	const uint8_t *e = (const uint8_t *)mcfg + sizeof(*mcfg) + 8;
+	for (; e + 16 <= (const uint8_t *)mcfg + mcfg->length; e += 16) {
+		uint16_t segment = *(const uint16_t *)(e + 8);
+		if (segment == 0 && e[10] == 0) {
+			mcfg_base = *(const uint64_t *)e;
+			mcfg_bus_end = e[11];
+		}
+	}
+}
+
+void acpi_init(uint64_t rsdp_addr)
+{
+	const struct rsdp *r = rsdp_addr ? (const void *)(uintptr_t)rsdp_addr : rsdp_scan();
+	if (!r || memcmp(r->signature, "RSD PTR ", 8) != 0) {
+		klog("acpi: no RSDP found");
+		return;
+	}
+	bool x = r->revision >= 2 && r->xsdt;
+	const struct acpi_header *root = table_at(x ? r->xsdt : r->rsdt, true);
+	if (!root) {
+		klog("acpi: root table unreadable");
+		return;
+	}
+	size_t n = (root->length - sizeof(*root)) / (x ? 8 : 4);
+	const uint8_t *entries = (const uint8_t *)(root + 1);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = x ? *(const uint64_t *)(entries + 8 * i) : *(const uint32_t *)(entries + 4 * i);
+		const struct acpi_header *t = table_at(a, true);
+		if (!t)
+			continue;
+		if (memcmp(t->signature, "FACP", 4) == 0)
+			parse_fadt(t);
+		else if (memcmp(t->signature, "MCFG", 4) == 0)
+			parse_mcfg(t);
+	}
+	kdebug("acpi: PM1a_CNT 0x%x, S5 %s (SLP_TYP %u), MCFG 0x%lx", pm1a_cnt, s5_found ? "found" : "missing",
+	       slp_typ_s5, mcfg_base);
+}
+
+bool acpi_mcfg(uint64_t *base, uint8_t *bus_end)
+{
+	*base = mcfg_base;
+	*bus_end = mcfg_bus_end;
+	return mcfg_base != 0;
+}
+
+void acpi_poweroff(void)
+{
+	if (!pm1a_cnt || !s5_found)
+		return;
+	outw(pm1a_cnt, (uint16_t)(slp_typ_s5 << 10 | 1 << 13)); /* SLP_TYP, SLP_EN */
+	/* The write takes effect at once in QEMU; allow real hardware a moment. */
+	time_sleep_ns(100000000);
+}

@@ -1,0 +1,263 @@
+/*
+ * kernel/console.c: the serial console (a 16550 UART on COM1) and the
+ * kernel's log.
+ *
+ * The kernel formats with its own small printf (kvsnprintf below) rather
+ * than newlib's: it is used on the panic path, which must work even when the
+ * heap or newlib's state is what broke.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "io.h"
+#include "kernel.h"
+
+#define COM1 0x3f8
+#define UART_DATA 0	 /* receive / transmit holding register */
+#define UART_IER 1	 /* interrupt enable */
+#define UART_FCR 2	 /* FIFO control */
+#define UART_LCR 3	 /* line control */
+#define UART_MCR 4	 /* modem control */
+#define UART_LSR 5	 /* line status */
+#define UART_SCRATCH 7
+#define LSR_DATA_READY 0x01
+#define LSR_THR_EMPTY 0x20
+
+static bool uart_present;
+
+void console_init(void)
+{
+	/* A UART keeps what is written to its scratch register; an empty
+	 * port (no serial device configured) reads back 0xff. */
+	outb(COM1 + UART_SCRATCH, 0x5a);
+	uart_present = inb(COM1 + UART_SCRATCH) == 0x5a;
+	if (!uart_present)
+		return;
+	outb(COM1 + UART_IER, 0x00);   /* we poll: no interrupts */
+	outb(COM1 + UART_LCR, 0x80);   /* DLAB on to set the divisor */
+	outb(COM1 + UART_DATA, 0x01);  /* 115200 baud */
+	outb(COM1 + UART_IER, 0x00);
+	outb(COM1 + UART_LCR, 0x03);   /* 8 data bits, no parity, 1 stop bit */
+	outb(COM1 + UART_FCR, 0xc7);   /* FIFOs on and cleared */
+	outb(COM1 + UART_MCR, 0x03);   /* DTR, RTS */
+}
+
+static void uart_putc(char c)
+{
+	/* Bounded wait: a wedged UART must not hang the kernel. */
+	for (int i = 0; i < 100000 && !(inb(COM1 + UART_LSR) & LSR_THR_EMPTY); i++)
+		cpu_relax();
+	outb(COM1 + UART_DATA, (uint8_t)c);
+}
+
+void console_write(const char *s, size_t n)
+{
+	if (!uart_present)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		/* Terminals want CR LF; programs write LF. */
+		if (s[i] == '\n')
+			uart_putc('\r');
+		uart_putc(s[i]);
+	}
+}
+
+size_t console_read(char *buf, size_t n)
+{
+	size_t got = 0;
+	if (!uart_present || n == 0)
+		return 0;
+	while (got < n) {
+		if (inb(COM1 + UART_LSR) & LSR_DATA_READY) {
+			char c = (char)inb(COM1 + UART_DATA);
+			buf[got++] = c == '\r' ? '\n' : c;
+			if (c == '\r' || c == '\n')
+				break;
+		} else if (got > 0) {
+			break; /* return what has arrived */
+		} else {
+			time_idle(time_ns() + 1000000);
+		}
+	}
+	return got;
+}
+
+/* ---- formatting -------------------------------------------------------- */
+
+struct out {
+	char *buf;
+	size_t size; /* capacity including the NUL */
+	size_t len;  /* characters produced (may exceed size) */
+};
+
+static void put(struct out *o, char c)
+{
+	if (o->len + 1 < o->size)
+		o->buf[o->len] = c;
+	o->len++;
+}
+
+static void put_num(struct out *o, uint64_t v, unsigned base, bool upper, bool neg, int width,
+		    char pad, bool left)
+{
+	char tmp[24];
+	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	int n = 0;
+	do {
+		tmp[n++] = digits[v % base];
+		v /= base;
+	} while (v);
+	if (neg)
+		tmp[n++] = '-';
+	/* With zero padding the sign goes before the zeros. */
+	if (neg && pad == '0') {
+		put(o, '-');
+		n--;
+		width--;
+	}
+	if (!left) /* left-justified fields are padded by the caller */
+		for (int i = n; i < width; i++)
+			put(o, pad);
+	while (n > 0)
+		put(o, tmp[--n]);
+}
+
+int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	struct out o = { buf, size, 0 };
+	for (const char *p = fmt; *p; p++) {
+		if (*p != '%') {
+			put(&o, *p);
+			continue;
+		}
+		p++;
+		bool left = false;
+		char pad = ' ';
+		for (;; p++) {
+			if (*p == '-')
+				left = true;
+			else if (*p == '0')
+				pad = '0';
+			else
+				break;
+		}
+		int width = 0, prec = -1;
+		if (*p == '*') {
+			width = va_arg(ap, int);
+			p++;
+		}
+		while (*p >= '0' && *p <= '9')
+			width = width * 10 + (*p++ - '0');
+		if (*p == '.') {
+			p++;
+			prec = 0;
+			if (*p == '*') {
+				prec = va_arg(ap, int);
+				p++;
+			}
+			while (*p >= '0' && *p <= '9')
+				prec = prec * 10 + (*p++ - '0');
+		}
+		int lng = 0; /* 0 int, 1 long, 2 long long / size_t */
+		while (*p == 'l' || *p == 'z' || *p == 'h') {
+			if (*p == 'l')
+				lng++;
+			else if (*p == 'z')
+				lng = 1;
+			p++;
+		}
+		size_t start = o.len;
+		switch (*p) {
+		case 'd':
+		case 'i': {
+			int64_t v = lng ? va_arg(ap, long) : va_arg(ap, int);
+			put_num(&o, v < 0 ? -(uint64_t)v : (uint64_t)v, 10, false, v < 0, width, pad, left);
+			break;
+		}
+		case 'u':
+		case 'x':
+		case 'X': {
+			uint64_t v = lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned int);
+			put_num(&o, v, *p == 'u' ? 10 : 16, *p == 'X', false, width, pad, left);
+			break;
+		}
+		case 'p':
+			put(&o, '0');
+			put(&o, 'x');
+			put_num(&o, (uintptr_t)va_arg(ap, void *), 16, false, false, width, pad, left);
+			break;
+		case 'c':
+			put(&o, (char)va_arg(ap, int));
+			break;
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+			if (!s)
+				s = "(null)";
+			int n = 0;
+			while (s[n] && (prec < 0 || n < prec))
+				n++;
+			if (!left)
+				for (int i = n; i < width; i++)
+					put(&o, ' ');
+			for (int i = 0; i < n; i++)
+				put(&o, s[i]);
+			break;
+		}
+		case '%':
+			put(&o, '%');
+			break;
+		case '\0':
+			p--;
+			break;
+		default:
+			put(&o, '%');
+			put(&o, *p);
+		}
+		/* Left-justified fields are padded after the fact. */
+		if (left)
+			for (size_t i = o.len - start; (int)i < width; i++)
+				put(&o, ' ');
+	}
+	if (size)
+		buf[o.len < size ? o.len : size - 1] = '\0';
+	return (int)o.len;
+}
+
+int ksnprintf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = kvsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+void kprintf(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = kvsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	console_write(buf, n < (int)sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+void klog(const char *fmt, ...)
+{
+	char buf[512];
+	if (kopt.quiet)
+		return;
+	uint64_t ns = time_ns();
+	int n = ksnprintf(buf, sizeof(buf), "[%5lu.%06lu] ", (unsigned long)(ns / 1000000000),
+			  (unsigned long)(ns / 1000 % 1000000));
+	va_list ap;
+	va_start(ap, fmt);
+	n += kvsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	console_write(buf, n);
+}

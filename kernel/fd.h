@@ -1,0 +1,30 @@
+/*
+ * kernel/fd.h: how a device becomes a file that open()/read()/write() reach.
+ *
+ * A driver registers a path ("/dev/vda") with a table of operations; the
+ * system-call layer (kernel/syscalls.c) keeps the descriptors and offsets.
+ * Operations return a byte count or a negative errno.
+ */
+#ifndef RINGLET_FD_H
+#define RINGLET_FD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct fd_ops {
+	int (*open)(void *ctx, int flags);	/* optional: refuse e.g. writes */
+	ssize_t (*read)(void *ctx, void *buf, size_t n, uint64_t off);
+	ssize_t (*write)(void *ctx, const void *buf, size_t n, uint64_t off); /* NULL: read-only */
+	int (*fsync)(void *ctx);		/* optional */
+	int (*close)(void *ctx);		/* optional */
+	uint64_t (*size)(void *ctx);		/* optional: bytes */
+	uint32_t (*block_size)(void *ctx);	/* optional */
+	bool is_tty;
+};
+
+void fd_init(void);
+int fd_register_device(const char *path, const struct fd_ops *ops, void *ctx);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * kernel/heap.c: memory for newlib's malloc, through sbrk().
+ *
+ * newlib's malloc asks for more memory by moving the "program break". The
+ * break starts at the bottom of the largest free run of RAM and moves up;
+ * each page it passes is claimed from the page allocator, so the heap, page
+ * tables, stacks, DMA buffers and the balloon all share one pool of pages.
+ * Because RAM is identity mapped, heap memory can be handed to a device as
+ * it is.
+ */
+#include <errno.h>
+#include <stdint.h>
+
+#include "kernel.h"
+
+static uintptr_t heap_start, heap_brk, heap_claimed, heap_limit;
+
+void heap_init(void)
+{
+	pmem_largest_free(&heap_start, &heap_limit);
+	heap_brk = heap_claimed = heap_start;
+}
+
+void *sbrk(ptrdiff_t incr)
+{
+	uintptr_t old = heap_brk;
+	if (incr < 0) {
+		/* newlib's malloc gives memory back at the top; the pages stay
+		 * claimed (cheap to keep, and the next growth reuses them). */
+		if ((uintptr_t)-incr > heap_brk - heap_start) {
+			errno = EINVAL;
+			return (void *)-1;
+		}
+		heap_brk += incr;
+		return (void *)old;
+	}
+	uintptr_t want = heap_brk + (uintptr_t)incr;
+	if (want > heap_limit || want < heap_brk) {
+		errno = ENOMEM;
+		return (void *)-1;
+	}
+	if (want > heap_claimed) {
+		size_t n = (ALIGN_UP(want, PAGE_SIZE) - heap_claimed) / PAGE_SIZE;
+		/* Fails when something else (a stack, the balloon) has taken
+		 * pages in the way: then the heap is full. */
+		if (pmem_claim(heap_claimed, n) != 0) {
+			errno = ENOMEM;
+			return (void *)-1;
+		}
+		heap_claimed += n * PAGE_SIZE;
+	}
+	heap_brk = want;
+	return (void *)old;
+}
+
+size_t heap_size(void) { return heap_brk - heap_start; }
+
+size_t heap_max_bytes(void) { return heap_limit - heap_start; }

@@ -1,0 +1,134 @@
+/*
+ * kernel/kernel.h: what the kernel core offers the rest of the kernel and the
+ * drivers: start-up and exit, the console and log, memory, time.
+ */
+#ifndef RINGLET_KERNEL_H
+#define RINGLET_KERNEL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct boot_info;
+
+#define PAGE_SIZE 4096ul
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
+#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a) - 1))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Exit status the kernel uses for a panic or a CPU exception. Statuses
+ * 0..127 round-trip through QEMU's isa-debug-exit; see kernel/exit.c. */
+#define EXIT_PANIC 127
+
+/* ---- start-up and exit (kernel/main.c, kernel/exit.c) ------------------ */
+_Noreturn void kernel_main(struct boot_info *bi);
+_Noreturn void kernel_early_fail(const char *msg);
+_Noreturn void kernel_exit(int status);
+_Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A broken invariant of ours: stop loudly (tier 2 of DESIGN.md's errors). */
+#define kassert(cond)                                                                              \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			panic("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__);           \
+	} while (0)
+
+/* Kernel options from the command line (before `--`). */
+struct kernel_options {
+	bool quiet;	       /* quiet: no kernel log lines, only the app's output */
+	bool debug;	       /* debug: more log lines */
+	size_t stack_size;     /* stack=SIZE: the application's stack */
+};
+extern struct kernel_options kopt;
+
+/* ---- console and log (kernel/console.c) -------------------------------- */
+void console_init(void);
+void console_write(const char *s, size_t n);
+/* Reads up to n bytes typed on the serial line; waits for at least one. */
+size_t console_read(char *buf, size_t n);
+int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Raw output, no prefix. */
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One log line: "[   0.001234] text\n" (seconds since entry). */
+void klog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define kdebug(...)                                                                                \
+	do {                                                                                       \
+		if (kopt.debug)                                                                    \
+			klog(__VA_ARGS__);                                                         \
+	} while (0)
+
+/* ---- CPU (kernel/cpu.c, kernel/trap.c) --------------------------------- */
+void cpu_init(void);
+void trap_init(void);
+/* Prints "Backtrace:" and the return addresses found from frame pointer rbp
+ * on; backtrace_print_from() prints just the frames, numbered from depth. */
+void backtrace_print(uintptr_t rbp);
+void backtrace_print_from(uintptr_t rbp, int depth);
+void cpu_ist_guards(uintptr_t guards[3]);
+/* The interrupt vectors in use: the LAPIC timer (a wake-up from hlt) and
+ * the LAPIC's spurious vector. */
+#define TIMER_VECTOR 0x30
+#define SPURIOUS_VECTOR 0xff
+void lapic_eoi(void);
+/* "name+0x12" for a code address, from the symbol table made at link time. */
+const char *symbol_name(uintptr_t addr, uintptr_t *offset);
+
+/* ---- memory (kernel/pmem.c, kernel/paging.c, kernel/heap.c) ------------ */
+void pmem_init(const struct boot_info *bi);
+/* n contiguous zeroed pages, identity mapped (address == physical), or NULL. */
+void *page_alloc(size_t npages);
+void page_free(void *p, size_t npages);
+/* Takes the given free pages for the caller (the heap grows this way). */
+int pmem_claim(uintptr_t addr, size_t npages);
+size_t pmem_free_pages(void);
+size_t pmem_total_pages(void);
+uintptr_t pmem_top(void); /* end of the highest usable RAM */
+/* The largest free run of pages at boot: where the heap grows. */
+void pmem_largest_free(uintptr_t *start, uintptr_t *end);
+
+void paging_init(const struct boot_info *bi);
+/* Maps device registers uncached (identity); returns the address to use. */
+volatile void *mmio_map(uint64_t phys, size_t len);
+/* Makes one page fault on any access (guard pages). */
+void paging_unmap_page(uintptr_t va);
+bool paging_is_mapped(uintptr_t va);
+/* A stack of `bytes` with an unmapped guard page below; returns its top. */
+uintptr_t stack_alloc(size_t bytes, const char *name);
+/* Names the stack whose guard page holds addr, or NULL. */
+const char *stack_guard_name(uintptr_t addr);
+
+void heap_init(void);
+size_t heap_size(void);	 /* bytes in use below the break */
+size_t heap_max_bytes(void); /* how far the break may move */
+
+/* ---- time (kernel/time.c) ---------------------------------------------- */
+extern uint64_t boot_tsc; /* TSC at entry (boot/entry.S) */
+void time_init(void);
+uint64_t time_ns(void);	       /* nanoseconds since entry */
+uint64_t time_realtime_ns(void); /* nanoseconds since 1970, from the RTC at boot */
+void time_sleep_ns(uint64_t ns); /* halts the CPU between timer ticks */
+/* Waits briefly for the next event: spins a little, then halts until the
+ * next timer tick or deadline_ns (time_ns() clock), whichever is first. */
+void time_idle(uint64_t deadline_ns);
+void time_lapic_init(void);
+
+/* ---- ACPI (kernel/acpi.c) ---------------------------------------------- */
+void acpi_init(uint64_t rsdp);
+/* Powers off through the FADT's PM1 control registers; returns on failure. */
+void acpi_poweroff(void);
+/* The memory-mapped PCI configuration space of segment 0 (from MCFG). */
+bool acpi_mcfg(uint64_t *base, uint8_t *bus_end);
+
+/* ---- command line (kernel/cmdline.c) ------------------------------------ */
+/* Splits s in place into at most max words, shell-like: white space
+ * separates; "..." groups with backslash escapes inside; '...' groups
+ * literally; a backslash outside quotes escapes the next character.
+ * Returns the number of words; *err is set to a message for malformed input
+ * (an unterminated quote, too many words) and NULL otherwise. */
+int cmdline_split(char *s, char **words, int max, const char **err);
+/* Parses "123", "0x1f", "64K", "16M", "1G" into *out; returns 0 or -1. */
+int cmdline_parse_size(const char *s, uint64_t *out);
+
+#endif

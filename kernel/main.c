@@ -1,0 +1,143 @@
+/*
+ * kernel/main.c: the kernel's start-up, in order, and the call into the
+ * application's main().
+ *
+ * Every boot path (boot/) ends in kernel_main() with a struct boot_info.
+ * From there: randomise the stack canary, console, clock, CPU tables, ACPI,
+ * memory (pages, page tables, heap), then the application on a stack of its
+ * own with a guard page below it. main()'s return value ends the guest.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../boot/bootinfo.h"
+#include "fd.h"
+#include "io.h"
+#include "kernel.h"
+
+struct kernel_options kopt = { .stack_size = 512 * 1024 };
+
+extern int main(int argc, char **argv);
+extern const char ringlet_app_name[]; /* build/APP/obj/appname.c, made by the Makefile */
+extern uintptr_t __stack_chk_guard;
+extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
+_Noreturn void stack_switch_call(uintptr_t top, void (*fn)(void)); /* kernel/vectors.S */
+
+#define MAX_ARGS 128
+static char cmdline[BOOT_CMDLINE_MAX];
+static char *app_argv[MAX_ARGS + 2];
+static int app_argc;
+static uint64_t main_ns; /* time from entry to main() */
+
+static const char *const boot_source_names[] = { "?", "PVH", "multiboot2", "UEFI" };
+
+/*
+ * A random canary, before any function that checks it can return. This
+ * function itself must not be protected: it changes the value it would check.
+ */
+__attribute__((no_stack_protector)) static void stack_guard_init(void)
+{
+	uint32_t r[4];
+	uint64_t v = 0;
+	cpuid(1, 0, r);
+	if (r[2] & (1u << 30)) { /* RDRAND */
+		for (int i = 0; i < 10; i++) {
+			unsigned char ok;
+			__asm__ volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok));
+			if (ok)
+				break;
+		}
+	}
+	/* No RDRAND: the TSC at least differs from boot to boot. The CSPRNG
+	 * (seeded from virtio-rng) is not running yet this early. */
+	v ^= rdtsc() * 0x9e3779b97f4a7c15ull;
+	v &= ~0xffull; /* a zero low byte stops string overflows reading it */
+	__stack_chk_guard = v;
+}
+
+/* Kernel options are the words before "--"; without "--", the words the
+ * kernel knows are its own and the rest go to the application. */
+static bool kernel_option(const char *w, bool warn)
+{
+	uint64_t size;
+	if (strcmp(w, "quiet") == 0)
+		kopt.quiet = true;
+	else if (strcmp(w, "debug") == 0)
+		kopt.debug = true;
+	else if (strncmp(w, "stack=", 6) == 0 && cmdline_parse_size(w + 6, &size) == 0 && size >= 16384 &&
+		 size <= (1ull << 30))
+		kopt.stack_size = size;
+	else {
+		if (warn)
+			kprintf("ringlet: unknown kernel option '%s' (ignored)\n", w);
+		return false;
+	}
+	return true;
+}
+
+static void parse_cmdline(const struct boot_info *bi)
+{
+	static char *words[MAX_ARGS];
+	const char *err;
+	memcpy(cmdline, bi->cmdline, sizeof(cmdline));
+	int n = cmdline_split(cmdline, words, MAX_ARGS, &err);
+	int dash = -1;
+	for (int i = 0; i < n && dash < 0; i++)
+		if (strcmp(words[i], "--") == 0)
+			dash = i;
+
+	app_argv[app_argc++] = (char *)ringlet_app_name;
+	for (int i = 0; i < n; i++) {
+		if (dash >= 0 && i < dash)
+			kernel_option(words[i], true);
+		else if (dash >= 0 && i > dash)
+			app_argv[app_argc++] = words[i];
+		else if (dash < 0 && !kernel_option(words[i], false))
+			app_argv[app_argc++] = words[i];
+	}
+	app_argv[app_argc] = NULL;
+	if (err)
+		kprintf("ringlet: command line: %s\n", err);
+}
+
+static _Noreturn void app_start(void)
+{
+	/* C++-style constructors of the application and libraries. */
+	for (void (**f)(void) = __init_array_start; f < __init_array_end; f++)
+		(*f)();
+	main_ns = time_ns();
+	kdebug("main: %s after %lu.%03lu ms", ringlet_app_name, (unsigned long)(main_ns / 1000000),
+	     (unsigned long)(main_ns / 1000 % 1000));
+	exit(main(app_argc, app_argv));
+}
+
+uint64_t ringlet_main_ns(void) { return main_ns; }
+
+_Noreturn void kernel_main(struct boot_info *bi)
+{
+	stack_guard_init();
+	console_init();
+	parse_cmdline(bi);
+	time_init();
+	cpu_init();
+	trap_init();
+	/* Every character on the serial line costs tens of microseconds under
+	 * emulation, so the boot log is a few short lines. */
+	klog("Ringlet via %s: %s", bi->source < ARRAY_SIZE(boot_source_names) ? boot_source_names[bi->source] : "?",
+	     bi->cmdline);
+	if (bi->mem_count == BOOT_MEM_MAX)
+		klog("warning: memory map truncated to %d entries", BOOT_MEM_MAX);
+
+	acpi_init(bi->rsdp); /* while the boot page tables still map the tables */
+	pmem_init(bi);
+	paging_init(bi);
+	time_lapic_init();
+	heap_init();
+	fd_init();
+	klog("memory: %lu MiB, heap up to %lu MiB", (unsigned long)(pmem_total_pages() * PAGE_SIZE >> 20),
+	     (unsigned long)(heap_max_bytes() >> 20));
+
+	uintptr_t top = stack_alloc(kopt.stack_size, "main stack");
+	stack_switch_call(top, app_start);
+}

@@ -1,0 +1,208 @@
+/*
+ * kernel/pmem.c: the physical page allocator.
+ *
+ * One bit per 4 KiB page of RAM, up to the highest usable address in the
+ * memory map: 1 = not available (in use, reserved, or not RAM at all).
+ * It owns all free RAM: page tables, stacks and DMA buffers come from here
+ * (allocated from the top of memory down), the heap claims pages upwards from
+ * the bottom of the largest free run, and the balloon driver takes pages
+ * from here and gives them back.
+ *
+ * Addresses are physical and, since the kernel identity-maps RAM, usable as
+ * pointers too.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "../boot/bootinfo.h"
+#include "kernel.h"
+
+extern char __kernel_start[], __kernel_end[];
+
+static uint64_t *bitmap;   /* bit i: page i is unavailable */
+static size_t npages;	   /* pages covered by the bitmap */
+static size_t free_pages;  /* bits that are 0 */
+static size_t total_pages; /* usable pages at boot */
+static size_t search_hint; /* page index below which the last search ended */
+static uintptr_t largest_start, largest_end;
+
+static bool test(size_t i) { return bitmap[i / 64] >> (i % 64) & 1; }
+static void set(size_t i) { bitmap[i / 64] |= 1ull << (i % 64); }
+static void clear(size_t i) { bitmap[i / 64] &= ~(1ull << (i % 64)); }
+
+/* Sets (value 1) or clears pages [first, end) a word at a time where it can:
+ * at boot this runs over every page of RAM. Returns how many bits changed. */
+static size_t fill(size_t first, size_t end, int value)
+{
+	size_t changed = 0;
+	if (end > npages)
+		end = npages;
+	for (size_t p = first; p < end;) {
+		if (p % 64 == 0 && p + 64 <= end) {
+			uint64_t old = bitmap[p / 64];
+			bitmap[p / 64] = value ? ~0ull : 0;
+			changed += __builtin_popcountll(value ? ~old : old);
+			p += 64;
+		} else {
+			if (test(p) != value) {
+				value ? set(p) : clear(p);
+				changed++;
+			}
+			p++;
+		}
+	}
+	return changed;
+}
+
+/* Marks [start, end) unavailable (rounded outwards to whole pages). */
+static void reserve(uint64_t start, uint64_t end)
+{
+	free_pages -= fill(start / PAGE_SIZE, ALIGN_UP(end, PAGE_SIZE) / PAGE_SIZE, 1);
+}
+
+void pmem_init(const struct boot_info *bi)
+{
+	uint64_t top = 0;
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		const struct boot_mem_entry *e = &bi->mem[i];
+		if (e->type == BOOT_MEM_USABLE && e->addr + e->len > top)
+			top = e->addr + e->len;
+	}
+	if (top == 0)
+		panic("memory map has no usable RAM");
+	npages = top / PAGE_SIZE;
+	size_t bitmap_bytes = ALIGN_UP(npages, 64) / 8;
+
+	/* The bitmap goes in the first usable range above the kernel that can
+	 * hold it (a page-aligned piece of it). */
+	uint64_t kend = ALIGN_UP((uintptr_t)__kernel_end, PAGE_SIZE);
+	for (uint32_t i = 0; i < bi->mem_count && !bitmap; i++) {
+		const struct boot_mem_entry *e = &bi->mem[i];
+		uint64_t s = ALIGN_UP(e->addr, PAGE_SIZE), end = ALIGN_DOWN(e->addr + e->len, PAGE_SIZE);
+		if (e->type != BOOT_MEM_USABLE)
+			continue;
+		if (s < kend && end > kend)
+			s = kend;
+		if (s >= kend && end > s && end - s >= bitmap_bytes && s + bitmap_bytes <= 0x100000000ull)
+			bitmap = (uint64_t *)(uintptr_t)s;
+	}
+	if (!bitmap)
+		panic("no room for the page bitmap (%zu bytes)", bitmap_bytes);
+
+	/* Everything unavailable, then usable ranges freed, then anything the
+	 * map also lists as not usable (entries may overlap) taken again. */
+	memset(bitmap, 0xff, bitmap_bytes);
+	free_pages = 0;
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		const struct boot_mem_entry *e = &bi->mem[i];
+		if (e->type == BOOT_MEM_USABLE)
+			free_pages += fill(ALIGN_UP(e->addr, PAGE_SIZE) / PAGE_SIZE, (e->addr + e->len) / PAGE_SIZE, 0);
+	}
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		const struct boot_mem_entry *e = &bi->mem[i];
+		if (e->type != BOOT_MEM_USABLE)
+			reserve(e->addr, e->addr + e->len);
+	}
+	total_pages = free_pages;
+	/* The first MiB (real-mode area, BIOS data, page 0), the kernel image
+	 * and the bitmap itself. */
+	reserve(0, 0x100000);
+	reserve((uintptr_t)__kernel_start, (uintptr_t)__kernel_end);
+	reserve((uintptr_t)bitmap, (uintptr_t)bitmap + bitmap_bytes);
+	/* Until kernel/paging.c has built the real page tables only the first
+	 * 4 GiB are mapped (boot/entry.S), so the first searches start there;
+	 * memory above is handed out once that is used up. */
+	search_hint = npages < (0x100000000ull / PAGE_SIZE) ? npages : 0x100000000ull / PAGE_SIZE;
+
+	/* Find the largest free run: the heap will grow there. */
+	size_t best = 0, run = 0;
+	for (size_t p = 0; p <= npages; p++) {
+		if (p % 64 == 0 && p + 64 <= npages && bitmap[p / 64] == 0) {
+			run += 64; /* a whole word free */
+			p += 63;
+			continue;
+		}
+		if (p < npages && !test(p)) {
+			run++;
+			continue;
+		}
+		if (run > best) {
+			best = run;
+			largest_start = (p - run) * PAGE_SIZE;
+			largest_end = p * PAGE_SIZE;
+		}
+		run = 0;
+	}
+}
+
+void *page_alloc(size_t n)
+{
+	if (n == 0 || n > free_pages)
+		return NULL;
+	/* Top-down, first fit, starting below where the last search ended and
+	 * wrapping around once. The heap grows upwards from low memory, so the
+	 * two meet only when memory is really full. */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t run = 0;
+		size_t p = pass == 0 ? search_hint : npages;
+		size_t stop = pass == 0 ? 0 : search_hint;
+		while (p > stop) {
+			p--;
+			if (run == 0 && p % 64 == 63 && bitmap[p / 64] == ~0ull) {
+				p -= 63; /* a whole word in use: skip it */
+				continue;
+			}
+			if (test(p)) {
+				run = 0;
+				continue;
+			}
+			if (++run == n) {
+				for (size_t i = p; i < p + n; i++)
+					set(i);
+				free_pages -= n;
+				search_hint = p;
+				void *mem = (void *)(uintptr_t)(p * PAGE_SIZE);
+				memset(mem, 0, n * PAGE_SIZE);
+				return mem;
+			}
+		}
+	}
+	return NULL;
+}
+
+void page_free(void *mem, size_t n)
+{
+	size_t first = (uintptr_t)mem / PAGE_SIZE;
+	kassert((uintptr_t)mem % PAGE_SIZE == 0 && first + n <= npages);
+	for (size_t i = first; i < first + n; i++) {
+		kassert(test(i)); /* freeing a free page: a double free */
+		clear(i);
+	}
+	free_pages += n;
+	if (first + n > search_hint)
+		search_hint = first + n;
+}
+
+int pmem_claim(uintptr_t addr, size_t n)
+{
+	size_t first = addr / PAGE_SIZE;
+	if (addr % PAGE_SIZE || first + n > npages)
+		return -1;
+	for (size_t i = first; i < first + n; i++)
+		if (test(i))
+			return -1;
+	for (size_t i = first; i < first + n; i++)
+		set(i);
+	free_pages -= n;
+	return 0;
+}
+
+size_t pmem_free_pages(void) { return free_pages; }
+size_t pmem_total_pages(void) { return total_pages; }
+uintptr_t pmem_top(void) { return npages * PAGE_SIZE; }
+
+void pmem_largest_free(uintptr_t *start, uintptr_t *end)
+{
+	*start = largest_start;
+	*end = largest_end;
+}

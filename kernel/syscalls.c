@@ -1,0 +1,395 @@
+/*
+ * kernel/syscalls.c: the system calls newlib needs, by their POSIX names
+ * (newlib's *-elf configuration calls write(), sbrk(), ... directly).
+ *
+ * There is no user mode and no process: a "system call" is a function call.
+ * File descriptors 0-2 are the serial console; devices registered with
+ * fd_register_device() (the disks: /dev/vda, ...) can be opened by name.
+ * What Ringlet cannot do (fork, exec, links, ...) fails with ENOSYS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/times.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fd.h"
+#include "kernel.h"
+
+#define MAX_FDS 32
+#define MAX_DEVICES 16
+
+struct open_file {
+	const struct fd_ops *ops; /* NULL: the slot is free */
+	void *ctx;
+	uint64_t offset;
+	int flags; /* O_RDONLY, O_WRONLY, O_RDWR, O_APPEND */
+};
+
+struct device {
+	char path[32];
+	const struct fd_ops *ops;
+	void *ctx;
+};
+
+static struct open_file files[MAX_FDS];
+static struct device devices[MAX_DEVICES];
+
+/* ---- the console as a file --------------------------------------------- */
+
+static ssize_t console_fd_read(void *ctx, void *buf, size_t n, uint64_t off)
+{
+	(void)ctx, (void)off;
+	return (ssize_t)console_read(buf, n);
+}
+
+static ssize_t console_fd_write(void *ctx, const void *buf, size_t n, uint64_t off)
+{
+	(void)ctx, (void)off;
+	console_write(buf, n);
+	return (ssize_t)n;
+}
+
+static const struct fd_ops console_ops = {
+	.read = console_fd_read,
+	.write = console_fd_write,
+	.is_tty = true,
+};
+
+void fd_init(void)
+{
+	for (int i = 0; i < 3; i++)
+		files[i] = (struct open_file){ .ops = &console_ops, .flags = i == 0 ? O_RDONLY : O_WRONLY };
+}
+
+int fd_register_device(const char *path, const struct fd_ops *ops, void *ctx)
+{
+	for (int i = 0; i < MAX_DEVICES; i++)
+		if (!devices[i].ops) {
+			strncpy(devices[i].path, path, sizeof(devices[i].path) - 1);
+			devices[i].ops = ops;
+			devices[i].ctx = ctx;
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+static struct open_file *file_get(int fd)
+{
+	if (fd < 0 || fd >= MAX_FDS || !files[fd].ops) {
+		errno = EBADF;
+		return NULL;
+	}
+	return &files[fd];
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+int open(const char *path, int flags, ...)
+{
+	const struct device *d = NULL;
+	for (int i = 0; i < MAX_DEVICES && path; i++)
+		if (devices[i].ops && strcmp(devices[i].path, path) == 0)
+			d = &devices[i];
+	if (!d) {
+		errno = ENOENT;
+		return -1;
+	}
+	int acc = flags & O_ACCMODE;
+	if (acc != O_RDONLY && !d->ops->write) {
+		errno = EROFS;
+		return -1;
+	}
+	for (int fd = 3; fd < MAX_FDS; fd++)
+		if (!files[fd].ops) {
+			if (d->ops->open) {
+				int err = d->ops->open(d->ctx, flags);
+				if (err < 0) {
+					errno = -err;
+					return -1;
+				}
+			}
+			files[fd] = (struct open_file){ .ops = d->ops, .ctx = d->ctx, .flags = flags };
+			return fd;
+		}
+	errno = EMFILE;
+	return -1;
+}
+
+int close(int fd)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	int err = f->ops->close ? f->ops->close(f->ctx) : 0;
+	if (fd >= 3)
+		f->ops = NULL; /* the console stays open underneath */
+	if (err < 0) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
+}
+
+static ssize_t do_read(struct open_file *f, void *buf, size_t n, uint64_t off)
+{
+	if ((f->flags & O_ACCMODE) == O_WRONLY || !f->ops->read) {
+		errno = EBADF;
+		return -1;
+	}
+	ssize_t r = f->ops->read(f->ctx, buf, n, off);
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+static ssize_t do_write(struct open_file *f, const void *buf, size_t n, uint64_t off)
+{
+	if ((f->flags & O_ACCMODE) == O_RDONLY || !f->ops->write) {
+		errno = EBADF;
+		return -1;
+	}
+	ssize_t r = f->ops->write(f->ctx, buf, n, off);
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+_READ_WRITE_RETURN_TYPE read(int fd, void *buf, size_t n)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	ssize_t r = do_read(f, buf, n, f->offset);
+	if (r > 0)
+		f->offset += r;
+	return r;
+}
+
+_READ_WRITE_RETURN_TYPE write(int fd, const void *buf, size_t n)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	if ((f->flags & O_APPEND) && f->ops->size)
+		f->offset = f->ops->size(f->ctx);
+	ssize_t r = do_write(f, buf, n, f->offset);
+	if (r > 0)
+		f->offset += r;
+	return r;
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	if (off < 0 || f->ops->is_tty) {
+		errno = off < 0 ? EINVAL : ESPIPE;
+		return -1;
+	}
+	return do_read(f, buf, n, (uint64_t)off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	if (off < 0 || f->ops->is_tty) {
+		errno = off < 0 ? EINVAL : ESPIPE;
+		return -1;
+	}
+	return do_write(f, buf, n, (uint64_t)off);
+}
+
+off_t lseek(int fd, off_t off, int whence)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	if (f->ops->is_tty) {
+		errno = ESPIPE;
+		return -1;
+	}
+	int64_t base = whence == SEEK_SET ? 0
+		       : whence == SEEK_CUR ? (int64_t)f->offset
+		       : whence == SEEK_END && f->ops->size ? (int64_t)f->ops->size(f->ctx)
+							    : -1;
+	if (base < 0 || (off < 0 && -off > base)) {
+		errno = EINVAL;
+		return -1;
+	}
+	f->offset = (uint64_t)(base + off);
+	return (off_t)f->offset;
+}
+
+int fsync(int fd)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	int err = f->ops->fsync ? f->ops->fsync(f->ctx) : 0;
+	if (err < 0) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
+}
+
+int fstat(int fd, struct stat *st)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	if (f->ops->is_tty) {
+		st->st_mode = S_IFCHR | 0620;
+	} else {
+		st->st_mode = S_IFBLK | 0660;
+		st->st_size = f->ops->size ? (off_t)f->ops->size(f->ctx) : 0;
+		st->st_blksize = f->ops->block_size ? f->ops->block_size(f->ctx) : 512;
+		st->st_blocks = st->st_size / 512;
+	}
+	return 0;
+}
+
+int stat(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	int r = fstat(fd, st);
+	close(fd);
+	return r;
+}
+
+int isatty(int fd)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return 0;
+	if (!f->ops->is_tty) {
+		errno = ENOTTY;
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- process ----------------------------------------------------------- */
+
+void *sbrk(ptrdiff_t incr); /* kernel/heap.c */
+
+int getpid(void) { return 1; }
+
+_Noreturn void _exit(int status) { kernel_exit(status); }
+
+int kill(int pid, int sig)
+{
+	if (pid != 1) {
+		errno = ESRCH;
+		return -1;
+	}
+	/* abort() and raise() end here: report like a fault, with a backtrace
+	 * of who called abort(). */
+	kprintf("\n*** signal %d (%s) raised by the application\n", sig, sig == 6 ? "SIGABRT, abort()" : "fatal");
+	backtrace_print((uintptr_t)__builtin_frame_address(0));
+	kprintf("*** guest stopped by signal %d\n", sig);
+	kernel_exit(EXIT_PANIC);
+}
+
+clock_t times(struct tms *t)
+{
+	clock_t ticks = (clock_t)(time_ns() / (1000000000ull / CLOCKS_PER_SEC));
+	if (t)
+		*t = (struct tms){ .tms_utime = ticks, .tms_stime = 0 };
+	return ticks;
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+int gettimeofday(struct timeval *tv, void *tz)
+{
+	(void)tz;
+	uint64_t ns = time_realtime_ns();
+	tv->tv_sec = (time_t)(ns / 1000000000);
+	tv->tv_usec = (suseconds_t)(ns / 1000 % 1000000);
+	return 0;
+}
+
+int clock_gettime(clockid_t clock, struct timespec *ts)
+{
+	uint64_t ns;
+	if (clock == CLOCK_REALTIME)
+		ns = time_realtime_ns();
+	else if (clock == CLOCK_MONOTONIC)
+		ns = time_ns();
+	else {
+		errno = EINVAL;
+		return -1;
+	}
+	ts->tv_sec = (time_t)(ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+	return 0;
+}
+
+int clock_getres(clockid_t clock, struct timespec *ts)
+{
+	if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (ts)
+		*ts = (struct timespec){ 0, 1 };
+	return 0;
+}
+
+int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	if (!req || req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	time_sleep_ns((uint64_t)req->tv_sec * 1000000000ull + (uint64_t)req->tv_nsec);
+	if (rem)
+		*rem = (struct timespec){ 0, 0 };
+	return 0;
+}
+
+int usleep(useconds_t us)
+{
+	time_sleep_ns((uint64_t)us * 1000);
+	return 0;
+}
+
+unsigned sleep(unsigned s)
+{
+	time_sleep_ns((uint64_t)s * 1000000000ull);
+	return 0;
+}
+
+/* ---- what a unikernel does not have ------------------------------------ */
+
+/* The arguments are not looked at: there is nothing to do with them. */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#define NOSYS(proto)                                                                               \
+	proto                                                                                      \
+	{                                                                                          \
+		errno = ENOSYS;                                                                    \
+		return -1;                                                                         \
+	}
+NOSYS(int fork(void))
+NOSYS(int execve(const char *p, char *const a[], char *const e[]))
+NOSYS(int wait(int *s))
+NOSYS(int link(const char *a, const char *b))
+NOSYS(int unlink(const char *p))
+NOSYS(int mkdir(const char *p, mode_t m))
+NOSYS(int fcntl(int fd, int cmd, ...))

@@ -1,0 +1,236 @@
+/*
+ * kernel/time.c: clocks and waiting.
+ *
+ * The clock is the TSC, counted from the reading boot/entry.S took at entry.
+ * Its rate is measured once against the 8254 PIT (1.193182 MHz, the same on
+ * every PC), channel 2, read back by latching its count (see cal_pit()).
+ * Without a PIT the CPU may say its
+ * TSC rate (CPUID 0x15/0x16, or the hypervisor leaf 0x40000010).
+ *
+ * Waiting must not burn a host CPU: time_idle() programs the local APIC
+ * timer for the next deadline and halts until it fires.
+ *
+ * Implements: Intel 8254 PIT datasheet (modes 0 and 2, read-back by latch),
+ *             Intel SDM vol. 3A §10.5.4 (APIC timer), §17.17 (TSC).
+ */
+#include <stdint.h>
+
+#include "io.h"
+#include "kernel.h"
+
+#define PIT_HZ 1193182ull
+#define PIT_CH0 0x40
+#define PIT_CH2 0x42
+#define PIT_CMD 0x43
+#define PORT_61 0x61 /* bit 0: channel 2 gate, bit 1: speaker, bit 5: OUT2 */
+
+#define LAPIC_ID 0x020
+#define LAPIC_EOI 0x0b0
+#define LAPIC_SVR 0x0f0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR 0x390
+#define LAPIC_TIMER_DIV 0x3e0
+#define MSR_APIC_BASE 0x1b
+
+static uint64_t tsc_hz;
+static uint64_t tsc_mult; /* ns = ticks * tsc_mult >> 32 (up to ~4 GHz) */
+static const char *tsc_source = "none";
+static volatile uint32_t *lapic;
+static uint64_t lapic_hz;
+static uint64_t realtime_at_boot_ns;
+
+/* 1 ms of PIT ticks: long enough for a precise rate, short enough for a
+ * fast boot. */
+#define CAL_TICKS 1193
+
+static uint16_t pit_read_ch2(void)
+{
+	outb(PIT_CMD, 0x80); /* latch channel 2's count */
+	uint8_t lo = inb(PIT_CH2);
+	return lo | (uint16_t)inb(PIT_CH2) << 8;
+}
+
+/* A PIT reading and the TSC at its middle: a latched read is three port
+ * accesses, each slow under emulation, so the midpoint is what matches. */
+static uint16_t pit_read_at(uint64_t *tsc)
+{
+	uint64_t a = rdtsc();
+	uint16_t v = pit_read_ch2();
+	*tsc = a + (rdtsc() - a) / 2;
+	return v;
+}
+
+/*
+ * TSC ticks during CAL_TICKS PIT ticks, or 0 without a PIT. Channel 2 counts
+ * only while its gate (port 0x61 bit 0) is high; where port 0x61 exists we
+ * raise it (and keep the speaker off). microvm has no port 0x61, and QEMU's
+ * channel 2 counts there anyway. The count is read back by latching rather
+ * than by watching OUT2 in port 0x61: under QEMU's TCG that bit was seen to
+ * rise several times too late.
+ */
+static uint64_t cal_pit(void)
+{
+	uint8_t p61 = inb(PORT_61);
+	bool have_61 = p61 != 0xff;
+	if (have_61)
+		outb(PORT_61, (p61 & ~0x02) | 0x01);
+	outb(PIT_CMD, 0xb4); /* channel 2, lobyte/hibyte, mode 2 (rate generator) */
+	outb(PIT_CH2, 0xff);
+	outb(PIT_CH2, 0xff);
+	uint64_t t0, t1;
+	uint16_t first = pit_read_at(&t0), start;
+	/* Start on a tick boundary: wait for the count to change once. */
+	for (uint32_t i = 0; (start = pit_read_at(&t0)) == first; i++)
+		if (i > 100000)
+			return 0; /* the counter does not move: no PIT */
+	for (;;) {
+		uint16_t now = pit_read_at(&t1);
+		if ((uint16_t)(start - now) >= CAL_TICKS) {
+			if (have_61)
+				outb(PORT_61, p61);
+			/* Scale to exactly CAL_TICKS PIT ticks. */
+			return (t1 - t0) * CAL_TICKS / (uint16_t)(start - now);
+		}
+	}
+}
+
+static void set_rate(uint64_t hz, const char *source)
+{
+	tsc_hz = hz;
+	tsc_mult = (1000000000ull << 32) / hz;
+	tsc_source = source;
+}
+
+static uint64_t bcd(uint8_t v, bool binary) { return binary ? v : (v & 15) + (v >> 4) * 10; }
+
+static uint8_t cmos(uint8_t reg)
+{
+	outb(0x70, reg);
+	return inb(0x71);
+}
+
+/* Wall-clock time from the CMOS RTC, once; 0 when there is no RTC. */
+static uint64_t rtc_read_ns(void)
+{
+	if (cmos(0x0b) == 0xff)
+		return 0;
+	for (int i = 0; i < 100000 && (cmos(0x0a) & 0x80); i++)
+		cpu_relax(); /* an update is in progress */
+	bool binary = cmos(0x0b) & 0x04;
+	uint64_t s = bcd(cmos(0x00), binary), m = bcd(cmos(0x02), binary), h = bcd(cmos(0x04), binary);
+	uint64_t d = bcd(cmos(0x07), binary), mo = bcd(cmos(0x08), binary), y = bcd(cmos(0x09), binary);
+	y += y < 70 ? 2000 : 1900;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31)
+		return 0;
+	/* Days since 1970-01-01 (civil-from-days, Howard Hinnant's method). */
+	uint64_t yy = y - (mo <= 2);
+	uint64_t era = yy / 400, yoe = yy - era * 400;
+	uint64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	uint64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	uint64_t days = era * 146097 + doe - 719468;
+	return ((days * 24 + h) * 3600 + m * 60 + s) * 1000000000ull;
+}
+
+void time_init(void)
+{
+	uint64_t ticks = 0;
+	if ((ticks = cal_pit()) != 0)
+		set_rate(ticks * PIT_HZ / CAL_TICKS, "PIT channel 2");
+	else {
+		uint32_t r[4];
+		cpuid(0, 0, r);
+		uint32_t max = r[0];
+		if (max >= 0x15) {
+			cpuid(0x15, 0, r); /* TSC/crystal ratio and crystal Hz */
+			if (r[0] && r[1] && r[2])
+				set_rate((uint64_t)r[2] * r[1] / r[0], "CPUID 0x15");
+		}
+		if (!tsc_hz && max >= 0x16) {
+			cpuid(0x16, 0, r); /* base MHz */
+			if (r[0])
+				set_rate((uint64_t)r[0] * 1000000, "CPUID 0x16");
+		}
+		if (!tsc_hz) {
+			cpuid(0x40000000, 0, r);
+			if (r[0] >= 0x40000010) {
+				cpuid(0x40000010, 0, r); /* TSC kHz */
+				if (r[0])
+					set_rate((uint64_t)r[0] * 1000, "hypervisor CPUID leaf");
+			}
+		}
+		if (!tsc_hz)
+			set_rate(2000000000ull, "a guess (no PIT, no CPUID leaf): times are wrong");
+	}
+	realtime_at_boot_ns = rtc_read_ns();
+}
+
+uint64_t time_ns(void)
+{
+	if (!tsc_hz)
+		return 0;
+	uint64_t d = rdtsc() - boot_tsc;
+	return (uint64_t)(((unsigned __int128)d * tsc_mult) >> 32);
+}
+
+uint64_t time_realtime_ns(void)
+{
+	/* The RTC was read some time after entry; close enough for a clock
+	 * that counts seconds. */
+	return realtime_at_boot_ns + time_ns();
+}
+
+/* ---- the local APIC timer: a wake-up for hlt --------------------------- */
+
+static uint32_t lapic_read(uint32_t reg) { return lapic[reg / 4]; }
+static void lapic_write(uint32_t reg, uint32_t v) { lapic[reg / 4] = v; }
+
+void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
+
+void time_lapic_init(void)
+{
+	uint64_t base = rdmsr(MSR_APIC_BASE);
+	wrmsr(MSR_APIC_BASE, base | (1 << 11)); /* globally enabled */
+	lapic = (volatile uint32_t *)mmio_map(base & ~0xfffull, PAGE_SIZE);
+	lapic_write(LAPIC_SVR, 0x100 | SPURIOUS_VECTOR); /* software enable */
+	lapic_write(LAPIC_TIMER_DIV, 0xb);		  /* divide by 1 */
+	lapic_write(LAPIC_LVT_TIMER, 1 << 16);		  /* masked while measuring */
+	/* Its rate, against the already calibrated TSC, over 100 us. */
+	lapic_write(LAPIC_TIMER_INIT, 0xffffffff);
+	uint64_t t0 = time_ns();
+	while (time_ns() - t0 < 100000)
+		cpu_relax();
+	uint32_t counted = 0xffffffff - lapic_read(LAPIC_TIMER_CUR);
+	uint64_t elapsed = time_ns() - t0;
+	lapic_write(LAPIC_TIMER_INIT, 0);
+	lapic_hz = counted ? counted * 1000000000ull / elapsed : 0;
+	lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR); /* one-shot, unmasked */
+	klog("time: TSC %lu MHz (%s), APIC timer %lu MHz", tsc_hz / 1000000, tsc_source, lapic_hz / 1000000);
+}
+
+void time_idle(uint64_t deadline_ns)
+{
+	uint64_t now = time_ns();
+	if (deadline_ns <= now)
+		return;
+	uint64_t wait = deadline_ns - now;
+	/* Short waits spin: a halt and wake-up costs more than they last. */
+	if (wait < 20000 || !lapic_hz) {
+		for (int i = 0; i < 64 && time_ns() < deadline_ns; i++)
+			cpu_relax();
+		return;
+	}
+	if (wait > 10000000)
+		wait = 10000000; /* a tick at least every 10 ms */
+	uint64_t count = wait * lapic_hz / 1000000000ull;
+	lapic_write(LAPIC_TIMER_INIT, count > 0xffffffff ? 0xffffffff : (count ? (uint32_t)count : 1));
+	irq_enable_and_halt();
+	lapic_write(LAPIC_TIMER_INIT, 0);
+}
+
+void time_sleep_ns(uint64_t ns)
+{
+	uint64_t deadline = time_ns() + ns;
+	while (time_ns() < deadline)
+		time_idle(deadline);
+}
