@@ -23,6 +23,8 @@ extern const char ringlet_app_name[]; /* build/APP/obj/appname.c, made by the Ma
 extern uintptr_t __stack_chk_guard;
 extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
 _Noreturn void stack_switch_call(uintptr_t top, void (*fn)(void)); /* kernel/vectors.S */
+void drivers_init(void);					 /* drivers/drivers.c */
+void blk_init(void);						 /* kernel/blk.c */
 
 #define MAX_ARGS 128
 static char cmdline[BOOT_CMDLINE_MAX];
@@ -137,6 +139,8 @@ _Noreturn void kernel_main(struct boot_info *bi)
 	fd_init();
 	klog("memory: %lu MiB, heap up to %lu MiB", (unsigned long)(pmem_total_pages() * PAGE_SIZE >> 20),
 	     (unsigned long)(heap_max_bytes() >> 20));
+	drivers_init();
+	blk_init();
 
 	uintptr_t top = stack_alloc(kopt.stack_size, "main stack");
 	stack_switch_call(top, app_start);

@@ -71,6 +71,10 @@ void pmem_init(const struct boot_info *bi)
 	if (top == 0)
 		panic("memory map has no usable RAM");
 	npages = top / PAGE_SIZE;
+	static const char *const type_names[] = { "?", "usable", "reserved", "ACPI reclaim", "ACPI NVS", "bad" };
+	for (uint32_t i = 0; i < bi->mem_count; i++)
+		kdebug("memory map: 0x%012lx-0x%012lx %s", bi->mem[i].addr, bi->mem[i].addr + bi->mem[i].len - 1,
+		       type_names[bi->mem[i].type < ARRAY_SIZE(type_names) ? bi->mem[i].type : 0]);
 	size_t bitmap_bytes = ALIGN_UP(npages, 64) / 8;
 
 	/* The bitmap goes in the first usable range above the kernel that can

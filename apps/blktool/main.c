@@ -1,0 +1,217 @@
+/*
+ * apps/blktool: a small disk utility. It runs the commands given as its
+ * arguments in order, printing one result line for each, and stops with
+ * `error: ...` and a non-zero status at the first that fails.
+ *
+ *   info                         one line per disk
+ *   sha256 DEV OFFSET LENGTH     SHA-256 of that byte range
+ *   fill DEV OFFSET LENGTH BYTE  write BYTE over the range
+ *   zero DEV OFFSET LENGTH       the device's write-zeroes command
+ *   discard DEV OFFSET LENGTH    the device's discard command
+ *   flush DEV                    empty the device's write cache
+ *   id DEV                       the device's serial (get-id)
+ *   sleep SECONDS                wait (tests use it to kill a running guest)
+ *
+ * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
+ * K, M or G suffix. Try it:
+ *   scripts/run --disk disk.img blktool -- info sha256 vda 0 1M
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ringlet/blk.h>
+
+#include "sha256.h"
+
+#define CHUNK (1u << 20)
+
+static int fail(const char *cmd, const char *dev, int err)
+{
+	printf("error: %s %s: %s\n", cmd, dev ? dev : "", strerror(err));
+	return 1;
+}
+
+/* Decimal or 0x-hex (a leading 0 is not octal), optional K/M/G. */
+static int number(const char *s, unsigned long long *out)
+{
+	char *end;
+	int base = 10;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		base = 16;
+	else if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, base);
+	if (errno || end == s)
+		return -1;
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end || (shift && v > (~0ull >> shift)))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+/* "vda" -> 0, "vdb" -> 1, ...; -1 if there is no such disk. */
+static int disk_of(const char *dev)
+{
+	if (strncmp(dev, "vd", 2) != 0 || dev[2] < 'a' || dev[2] > 'z' || dev[3])
+		return -1;
+	int i = dev[2] - 'a';
+	return i < blk_count() ? i : -1;
+}
+
+static int cmd_info(void)
+{
+	for (int i = 0; i < blk_count(); i++) {
+		struct blk_info in;
+		blk_info(i, &in);
+		printf("info %s size=%llu block=%u ro=%s features=0x%llx transport=%s flush=%s discard=%s "
+		       "write_zeroes=%s queue=%u\n",
+		       in.name, (unsigned long long)in.size, in.block_size, in.read_only ? "yes" : "no",
+		       (unsigned long long)in.features, in.modern ? "modern" : "legacy", in.flush ? "yes" : "no",
+		       in.discard ? "yes" : "no", in.write_zeroes ? "yes" : "no", in.queue_size);
+	}
+	if (blk_count() == 0)
+		printf("info no disks\n");
+	return 0;
+}
+
+static int cmd_sha256(const char *dev, unsigned long long off, unsigned long long len)
+{
+	char path[16];
+	snprintf(path, sizeof(path), "/dev/%s", dev);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return fail("sha256", dev, errno);
+	uint8_t *buf = malloc(CHUNK), digest[32];
+	struct sha256 s;
+	sha256_init(&s);
+	for (unsigned long long done = 0; done < len;) {
+		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+		ssize_t got = pread(fd, buf, n, (off_t)(off + done));
+		if (got <= 0) {
+			int err = got == 0 ? EINVAL : errno; /* 0: past the end of the disk */
+			free(buf);
+			close(fd);
+			return fail("sha256", dev, err);
+		}
+		sha256_update(&s, buf, (size_t)got);
+		done += (unsigned long long)got;
+	}
+	sha256_final(&s, digest);
+	free(buf);
+	close(fd);
+	printf("sha256 %s %llu %llu ", dev, off, len);
+	for (int i = 0; i < 32; i++)
+		printf("%02x", digest[i]);
+	printf("\n");
+	return 0;
+}
+
+static int cmd_fill(const char *dev, unsigned long long off, unsigned long long len, unsigned long long byte)
+{
+	char path[16];
+	if (byte > 255)
+		return fail("fill", dev, EINVAL);
+	snprintf(path, sizeof(path), "/dev/%s", dev);
+	int fd = open(path, O_RDWR);
+	if (fd < 0)
+		return fail("fill", dev, errno);
+	uint8_t *buf = malloc(CHUNK);
+	memset(buf, (int)byte, CHUNK);
+	for (unsigned long long done = 0; done < len;) {
+		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
+		ssize_t put = pwrite(fd, buf, n, (off_t)(off + done));
+		if (put <= 0) {
+			int err = errno;
+			free(buf);
+			close(fd);
+			return fail("fill", dev, err);
+		}
+		done += (unsigned long long)put;
+	}
+	free(buf);
+	close(fd);
+	printf("ok fill %s %llu %llu 0x%02llx\n", dev, off, len, byte);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc;) {
+		const char *cmd = argv[i];
+		/* How many operands each command takes. */
+		int want = !strcmp(cmd, "info") ? 0
+			   : !strcmp(cmd, "flush") || !strcmp(cmd, "id") || !strcmp(cmd, "sleep") ? 1
+			   : !strcmp(cmd, "sha256") || !strcmp(cmd, "zero") || !strcmp(cmd, "discard") ? 3
+			   : !strcmp(cmd, "fill") ? 4
+										       : -1;
+		if (want < 0) {
+			printf("error: unknown command '%s' (see apps/blktool/main.c)\n", cmd);
+			return 2;
+		}
+		if (i + want >= argc) {
+			printf("error: %s needs %d operand%s\n", cmd, want, want == 1 ? "" : "s");
+			return 2;
+		}
+		char **a = argv + i + 1;
+		/* Operands: a disk name first (except for info and sleep), then numbers. */
+		bool has_disk = strcmp(cmd, "info") && strcmp(cmd, "sleep");
+		int disk = -1;
+		unsigned long long n[3] = { 0, 0, 0 };
+		if (has_disk && (disk = disk_of(a[0])) < 0) {
+			printf("error: %s: no disk '%s' (%d attached)\n", cmd, a[0], blk_count());
+			return 1;
+		}
+		for (int k = has_disk; k < want; k++)
+			if (number(a[k], &n[k - has_disk]) != 0) {
+				printf("error: %s: '%s' is not a number\n", cmd, a[k]);
+				return 2;
+			}
+		i += want + 1;
+
+		int rc = 0, err;
+		if (!strcmp(cmd, "info"))
+			rc = cmd_info();
+		else if (!strcmp(cmd, "sha256"))
+			rc = cmd_sha256(a[0], n[0], n[1]);
+		else if (!strcmp(cmd, "fill"))
+			rc = cmd_fill(a[0], n[0], n[1], n[2]);
+		else if (!strcmp(cmd, "zero") || !strcmp(cmd, "discard")) {
+			err = !strcmp(cmd, "zero") ? blk_write_zeroes(disk, n[0], n[1]) : blk_discard(disk, n[0], n[1]);
+			if (err)
+				return fail(cmd, a[0], -err);
+			printf("ok %s %s %llu %llu\n", cmd, a[0], n[0], n[1]);
+		} else if (!strcmp(cmd, "flush")) {
+			if ((err = blk_flush(disk)) != 0)
+				return fail(cmd, a[0], -err);
+			printf("ok flush %s\n", a[0]);
+		} else if (!strcmp(cmd, "id")) {
+			char id[21];
+			if ((err = blk_get_id(disk, id)) != 0)
+				return fail(cmd, a[0], -err);
+			printf("id %s %s\n", a[0], id);
+		} else if (!strcmp(cmd, "sleep")) {
+			printf("ok sleep %llu\n", n[0]);
+			fflush(stdout);
+			sleep((unsigned)n[0]);
+		}
+		fflush(stdout);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,304 @@
+/*
+ * virtq: the split virtqueue, driver side (see virtq.h for the API and an example).
+ * Implements: Virtual I/O Device (VIRTIO) Version 1.2, §2.7 Split Virtqueues.
+ * Try it:     make test (tests/unit/test_virtq.c plays the device, a malicious one included)
+ *
+ * Layout of the ring memory, the legacy one (§2.7.2), which modern devices accept as well:
+ *
+ *	offset 0                 struct virtq_desc desc[size]
+ *	16 * size                struct virtq_avail { flags, idx, ring[size], used_event }
+ *	(padding to VIRTQ_RING_ALIGN)
+ *	used offset              struct virtq_used { flags, idx, ring[size], avail_event }
+ *
+ * What the device can write (the used ring) is read through volatile pointers, each field
+ * once, into locals that are checked before anything is done with them. What we keep for
+ * ourselves (free list, chain lengths, cookies, our indices) lives in struct virtq, never in
+ * shared memory, so a device scribbling over the rings cannot make us follow its pointers.
+ */
+#include "virtq.h"
+
+#include <errno.h>
+#include <string.h>
+
+static size_t align_up(size_t x, size_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+/* Size of desc[] + avail (flags, idx, ring[], used_event), where the padding starts. */
+static size_t desc_avail_bytes(uint16_t size)
+{
+	return sizeof(struct virtq_desc) * size + sizeof(uint16_t) * (3 + (size_t)size);
+}
+
+/* Size of the used ring: flags, idx, ring[], avail_event. */
+static size_t used_bytes(uint16_t size)
+{
+	return sizeof(uint16_t) * 3 + sizeof(struct virtq_used_elem) * (size_t)size;
+}
+
+/*
+ * The legacy formula of §2.7.2, with the alignment the spec means (its ALIGN macro adds
+ * qalign and masks with ~qalign; the intent is round-up to a multiple of qalign):
+ *	ALIGN(sizeof(struct virtq_desc)*qsz + sizeof(u16)*(3 + qsz))
+ *	+ ALIGN(sizeof(u16)*3 + sizeof(struct virtq_used_elem)*qsz)
+ */
+size_t virtq_ring_bytes(uint16_t size)
+{
+	return align_up(desc_avail_bytes(size), VIRTQ_RING_ALIGN) +
+	       align_up(used_bytes(size), VIRTQ_RING_ALIGN);
+}
+
+/* avail->used_event sits right after avail->ring[size] (§2.7.6). */
+static volatile uint16_t *used_event(struct virtq *q)
+{
+	return &q->avail->ring[q->size];
+}
+
+/* used->avail_event sits right after used->ring[size] (§2.7.8). */
+static volatile uint16_t *avail_event(struct virtq *q)
+{
+	return (volatile uint16_t *)&q->used->ring[q->size];
+}
+
+/*
+ * With VIRTIO_F_EVENT_IDX we want no used buffer notifications at all (we poll), but the
+ * driver MUST set avail->flags to 0 (§2.7.7.1), so the only tool is used_event: the device
+ * notifies when it writes the used entry numbered used_event. We point it at the entry just
+ * behind the last one we consumed. The device can never be more than `size` entries ahead of
+ * us, so it would have to go 65535 entries round the 16-bit index to reach it: it never does.
+ * Moving it after each completion keeps it that far ahead. It is only a hint, so no barrier.
+ */
+static void push_used_event(struct virtq *q)
+{
+	if (q->event_idx)
+		*used_event(q) = (uint16_t)(q->last_used - 1);
+}
+
+int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, bool event_idx,
+	       void (*notify)(struct virtq *q, void *ctx), void *notify_ctx)
+{
+	uint8_t *mem = ring_mem;
+
+	if (q == NULL || mem == NULL || notify == NULL)
+		return -EINVAL;
+	/* "Queue Size value is always a power of 2" (§2.7); ours also fits VIRTQ_MAX_SIZE. */
+	if (size == 0 || (size & (size - 1)) != 0 || size > VIRTQ_MAX_SIZE)
+		return -EINVAL;
+	/* "The driver MUST ensure that the physical address of the first byte of each virtqueue
+	 * part is a multiple of the specified alignment value" (§2.7.1); page alignment of the
+	 * whole covers all three parts and the legacy layout. */
+	if (virtq_dma_addr(mem) % VIRTQ_RING_ALIGN != 0)
+		return -EINVAL;
+
+	memset(q, 0, sizeof(*q));
+	/* "The driver MUST initialize flags in the used ring to 0 when allocating the used
+	 * ring" (§2.7.10.1): zero everything, whatever the caller gave us. */
+	memset(mem, 0, virtq_ring_bytes(size));
+
+	q->desc = (volatile struct virtq_desc *)mem;
+	q->avail = (volatile struct virtq_avail *)(mem + sizeof(struct virtq_desc) * size);
+	q->used = (volatile struct virtq_used *)(mem +
+						 align_up(desc_avail_bytes(size), VIRTQ_RING_ALIGN));
+	q->index = index;
+	q->size = size;
+	q->event_idx = event_idx;
+	q->notify = notify;
+	q->notify_ctx = notify_ctx;
+
+	/* Every descriptor free, linked in order. */
+	for (uint16_t i = 0; i + 1 < size; i++)
+		q->next[i] = i + 1;
+	q->free_head = 0;
+	q->num_free = size;
+
+	/* We poll, so ask for no used buffer notifications (§2.7.7.1): without EVENT_IDX "the
+	 * driver MUST set flags to 0 or 1" and 1 means "not needed"; with it, see above. */
+	if (event_idx)
+		push_used_event(q);
+	else
+		q->avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+	return 0;
+}
+
+int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in,
+	      void *cookie)
+{
+	uint64_t total = 0, in_len = 0;
+	unsigned n, i;
+	uint16_t head, d, last = 0;
+
+	if (q->broken)
+		return -EIO;
+	if (cookie == NULL || bufs == NULL || n_out > q->size || n_in > q->size)
+		return -EINVAL;
+	n = n_out + n_in;
+	/* "A driver MUST NOT create a descriptor chain longer than the Queue Size of the
+	 * device" (§2.7.5.3.1). */
+	if (n == 0 || n > q->size)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (bufs[i].addr == NULL || bufs[i].len == 0)
+			return -EINVAL;
+		total += bufs[i].len;
+		if (i >= n_out)
+			in_len += bufs[i].len;
+	}
+	/* "Drivers MUST NOT add a descriptor chain longer than 2^32 bytes in total" (§2.7.5.2);
+	 * we stop one byte short so that lengths fit in 32 bits. */
+	if (total > UINT32_MAX)
+		return -EINVAL;
+	if (n > q->num_free)
+		return -ENOSPC;
+
+	/* §2.7.13.1: fill free descriptors, chaining through the free list's own order. "The
+	 * driver MUST place any device-writable descriptor elements after any device-readable
+	 * descriptor elements" (§2.7.4.2): bufs lists the out buffers first. */
+	head = d = q->free_head;
+	for (i = 0; i < n; i++) {
+		uint16_t flags = i >= n_out ? VIRTQ_DESC_F_WRITE : 0;
+		bool more = i + 1 < n;
+
+		if (more)
+			flags |= VIRTQ_DESC_F_NEXT;
+		q->desc[d].addr = virtq_dma_addr(bufs[i].addr);
+		q->desc[d].len = bufs[i].len;
+		q->desc[d].flags = flags;
+		q->desc[d].next = more ? q->next[d] : 0;
+		last = d;
+		d = q->next[d];
+	}
+	q->free_head = q->next[last]; /* meaningless when the list is now empty; never read */
+	q->num_free = (uint16_t)(q->num_free - n);
+	q->chain[head].cookie = cookie;
+	q->chain[head].in_len = (uint32_t)in_len;
+	q->chain[head].ndesc = (uint16_t)n;
+	q->inflight++;
+
+	/* §2.7.13.2: the head goes into the next available ring entry. */
+	q->avail->ring[q->avail_idx & (q->size - 1)] = head;
+	/* "The driver MUST perform a suitable memory barrier before the idx update, to ensure the
+	 * device sees the most up-to-date copy" (§2.7.13.3.1). */
+	virtio_wmb(); /* descriptors and ring entry visible before avail->idx moves */
+	/* "A driver MUST NOT decrement the available idx" (§2.7.6.1): it only counts up, and
+	 * wraps naturally at 65536 (§2.7.13.3). */
+	q->avail_idx++;
+	q->avail->idx = q->avail_idx;
+	return 0;
+}
+
+bool virtq_kick_prepare(struct virtq *q)
+{
+	uint16_t old = q->kicked_idx, new = q->avail_idx;
+
+	if (q->broken || old == new)
+		return false;
+	q->kicked_idx = new;
+
+	/* "The driver MUST perform a suitable memory barrier before reading flags or
+	 * avail_event, to avoid missing a notification" (§2.7.13.4.1). */
+	virtio_mb(); /* avail->idx store visible before we read the device's suppression */
+
+	if (q->event_idx) {
+		/* §2.7.10.1, with EVENT_IDX: the driver MUST notify when the avail idx it wrote
+		 * the entry at "was equal to avail_event". We may have written several entries
+		 * (old..new-1) since the last kick: notify if avail_event is one of them, i.e.
+		 * (new - avail_event - 1) < (new - old) in 16-bit arithmetic. */
+		uint16_t event = *avail_event(q);
+
+		return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+	}
+	/* §2.7.10.1, without EVENT_IDX: "If flags is 0, the driver MUST send a notification";
+	 * if it is 1 (VIRTQ_USED_F_NO_NOTIFY), it SHOULD NOT. */
+	return (q->used->flags & VIRTQ_USED_F_NO_NOTIFY) == 0;
+}
+
+void virtq_kick(struct virtq *q)
+{
+	if (virtq_kick_prepare(q))
+		q->notify(q, q->notify_ctx);
+}
+
+static int mark_broken(struct virtq *q, const char *reason)
+{
+	q->broken = reason;
+	return -EIO;
+}
+
+int virtq_get_used(struct virtq *q, void **cookie, uint32_t *len)
+{
+	uint16_t used_idx, moved, slot, d;
+	uint32_t id, used_len;
+	struct virtq_chain *c;
+
+	if (q->broken)
+		return -EIO;
+
+	used_idx = q->used->idx; /* read once: the device may move it at any time */
+	if (used_idx == q->last_used)
+		return 0;
+	/* The device "MUST set len prior to updating the used idx" (§2.7.8.2); our side of
+	 * that: read the entry only after the idx that published it. */
+	virtio_rmb(); /* used->idx read before the used entries it covers */
+
+	/* Each used entry returns one chain we offered, so idx can run ahead of us by at most
+	 * the chains in flight (which is at most size). Anything else, including idx going
+	 * backwards (a huge forward move in 16 bits), is a device bug. */
+	moved = (uint16_t)(used_idx - q->last_used);
+	if (moved > q->size)
+		return mark_broken(q, "used idx moved by more than the queue size");
+	if (moved > q->inflight)
+		return mark_broken(q, "used idx moved past the chains in flight");
+
+	/* Copy the entry out once; only the copies are checked and used. */
+	slot = q->last_used & (q->size - 1);
+	id = q->used->ring[slot].id;
+	used_len = q->used->ring[slot].len;
+
+	if (id >= q->size)
+		return mark_broken(q, "used id out of range");
+	c = &q->chain[id];
+	if (c->cookie == NULL)
+		return mark_broken(q, "used id is not the head of a chain in flight");
+	if (used_len > c->in_len)
+		return mark_broken(q, "used len larger than the chain's writable buffers");
+
+	*cookie = c->cookie;
+	*len = used_len;
+
+	/* Give the chain's descriptors back: walk our own links (not desc[].next, which sits in
+	 * shared memory) to the tail and splice the chain onto the free list. */
+	d = (uint16_t)id;
+	for (uint16_t i = 1; i < c->ndesc; i++)
+		d = q->next[d];
+	q->next[d] = q->free_head;
+	q->free_head = (uint16_t)id;
+	q->num_free += c->ndesc;
+	c->cookie = NULL;
+	c->ndesc = 0;
+	c->in_len = 0;
+	q->inflight--;
+	q->last_used++;
+	push_used_event(q);
+	return 1;
+}
+
+bool virtq_broken(const struct virtq *q)
+{
+	return q->broken != NULL;
+}
+
+const char *virtq_broken_reason(const struct virtq *q)
+{
+	return q->broken ? q->broken : "";
+}
+
+unsigned virtq_free_count(const struct virtq *q)
+{
+	return q->num_free;
+}
+
+unsigned virtq_inflight(const struct virtq *q)
+{
+	return q->inflight;
+}

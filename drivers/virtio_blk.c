@@ -1,0 +1,340 @@
+/*
+ * virtio-blk: polled block device driver.
+ * Implements: Virtual I/O Device (VIRTIO) Version 1.2, §5.2 Block Device.
+ * Try it:     -drive file=disk.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0
+ *             (scripts/run --disk disk.img blktool -- info)
+ *
+ * One request is one descriptor chain (§5.2.6): a 16-byte header the device
+ * reads, the data (read by the device for a write, written for a read), and
+ * one status byte the device writes. Each request in flight has a slot in
+ * DMA memory holding its header and status; the slot is the chain's cookie.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../kernel/kernel.h"
+#include "../kernel/pci.h"
+#include "virtio/virtio_dev.h"
+#include "virtio_blk.h"
+
+/* Feature bits (§5.2.3). */
+#define VIRTIO_BLK_F_SIZE_MAX 1
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status values (§5.2.6). */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+#define VIRTIO_BLK_ID_BYTES 20
+
+/* Offsets in struct virtio_blk_config (§5.2.4). */
+#define CFG_CAPACITY 0 /* le64: in 512-byte sectors, always */
+#define CFG_SIZE_MAX 8
+#define CFG_SEG_MAX 12
+#define CFG_BLK_SIZE 20
+#define CFG_MAX_DISCARD_SECTORS 36
+#define CFG_MAX_DISCARD_SEG 40
+#define CFG_MAX_WRITE_ZEROES_SECTORS 48
+
+struct virtio_blk_req_hdr {
+	uint32_t type;	   /* VIRTIO_BLK_T_* */
+	uint32_t reserved;
+	uint64_t sector;   /* in 512-byte units, whatever blk_size is */
+};
+_Static_assert(sizeof(struct virtio_blk_req_hdr) == 16, "virtio_blk_req header");
+
+struct virtio_blk_discard_write_zeroes {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags; /* bit 0: unmap (write-zeroes only) */
+};
+_Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16, "discard segment");
+
+/* One request in flight: what the device reads and writes besides the data. */
+struct slot {
+	struct virtio_blk_req_hdr hdr;
+	struct virtio_blk_discard_write_zeroes range;
+	uint8_t status;
+	uint32_t expect_len; /* bytes the device must report written */
+	struct blk_request *req;
+	struct slot *next_free;
+};
+
+#define MAX_DISKS 8
+#define MAX_SEGS 128 /* descriptors per request we are willing to build */
+
+struct virtio_blk {
+	struct virtio_dev vd;
+	struct virtq q;
+	char name[8];
+	uint64_t sectors;
+	uint32_t block_size;
+	uint32_t size_max; /* bytes per data segment; 0: no limit */
+	uint32_t seg_max;  /* data segments per request */
+	uint32_t max_discard_sectors, max_write_zeroes_sectors;
+	bool broken;
+	struct slot *slots, *free_slots;
+	uint16_t nslots;
+	unsigned inflight; /* requests submitted, not yet handed back */
+};
+
+static struct virtio_blk disks[MAX_DISKS];
+static int ndisks;
+
+int virtio_blk_count(void) { return ndisks; }
+struct virtio_blk *virtio_blk_get(int i) { return i >= 0 && i < ndisks ? &disks[i] : NULL; }
+
+static bool has(const struct virtio_blk *d, unsigned bit) { return virtio_has_feature(d->vd.features, bit); }
+
+static uint32_t cfg32(struct virtio_blk *d, uint32_t off)
+{
+	uint32_t v;
+	virtio_config_read(&d->vd, off, &v, 4);
+	return v;
+}
+
+int virtio_blk_probe(struct pci_dev *pci)
+{
+	if (ndisks == MAX_DISKS)
+		return -ENOSPC;
+	struct virtio_blk *d = &disks[ndisks];
+	memset(d, 0, sizeof(*d));
+	int err = virtio_pci_probe(&d->vd, pci, "virtio-blk");
+	if (err)
+		return err;
+
+	uint64_t wanted = 1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_RO |
+			  1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_DISCARD |
+			  1ull << VIRTIO_BLK_F_WRITE_ZEROES | 1ull << VIRTIO_F_EVENT_IDX;
+	if ((err = virtio_start(&d->vd, wanted, 0)) != 0)
+		return err;
+
+	/* The configuration, read once the features are settled. */
+	virtio_config_read(&d->vd, CFG_CAPACITY, &d->sectors, 8);
+	d->block_size = has(d, VIRTIO_BLK_F_BLK_SIZE) ? cfg32(d, CFG_BLK_SIZE) : 512;
+	if (d->block_size < 512 || d->block_size > 65536 || (d->block_size & (d->block_size - 1)))
+		d->block_size = 512; /* nonsense from the device: the spec's default */
+	d->size_max = has(d, VIRTIO_BLK_F_SIZE_MAX) ? cfg32(d, CFG_SIZE_MAX) : 0;
+	d->seg_max = has(d, VIRTIO_BLK_F_SEG_MAX) ? cfg32(d, CFG_SEG_MAX) : 1;
+	if (d->seg_max == 0 || d->seg_max > MAX_SEGS)
+		d->seg_max = d->seg_max ? MAX_SEGS : 1;
+	if (has(d, VIRTIO_BLK_F_DISCARD))
+		d->max_discard_sectors = cfg32(d, CFG_MAX_DISCARD_SECTORS);
+	if (has(d, VIRTIO_BLK_F_WRITE_ZEROES))
+		d->max_write_zeroes_sectors = cfg32(d, CFG_MAX_WRITE_ZEROES_SECTORS);
+
+	/* 7. One request queue (no VIRTIO_BLK_F_MQ). */
+	if ((err = virtio_queue_init(&d->vd, &d->q, 0, VIRTQ_MAX_SIZE)) != 0) {
+		virtio_fail(&d->vd, "cannot set up its request queue");
+		return err;
+	}
+	/* Each request takes at least 3 descriptors (header, data, status)
+	 * without indirect descriptors; a slot per possible request. */
+	d->nslots = d->q.size;
+	size_t bytes = ALIGN_UP(d->nslots * sizeof(struct slot), PAGE_SIZE);
+	d->slots = page_alloc(bytes / PAGE_SIZE);
+	if (!d->slots) {
+		virtio_fail(&d->vd, "no memory for request slots");
+		return -ENOMEM;
+	}
+	for (int i = d->nslots - 1; i >= 0; i--) {
+		d->slots[i].next_free = d->free_slots;
+		d->free_slots = &d->slots[i];
+	}
+	virtio_ready(&d->vd);
+
+	ksnprintf(d->name, sizeof(d->name), "vd%c", 'a' + ndisks);
+	pci->driver = "virtio-blk";
+	ksnprintf(pci->note, sizeof(pci->note), "%s %lu MiB%s%s", d->name, (unsigned long)(d->sectors >> 11),
+		  has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)");
+	ndisks++;
+	return 0;
+}
+
+void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	memcpy(info->name, d->name, sizeof(info->name));
+	info->size = d->sectors * 512;
+	info->block_size = d->block_size;
+	info->read_only = has(d, VIRTIO_BLK_F_RO);
+	info->flush = has(d, VIRTIO_BLK_F_FLUSH);
+	info->discard = has(d, VIRTIO_BLK_F_DISCARD);
+	info->write_zeroes = has(d, VIRTIO_BLK_F_WRITE_ZEROES);
+	/* Without size_max, a segment is limited only by the 32-bit length;
+	 * keep requests to a size that leaves other requests room. */
+	uint64_t seg = d->size_max ? d->size_max : (1u << 20);
+	uint64_t max = seg * (d->seg_max > 1 ? d->seg_max - 1 : 1); /* -1: a buffer may straddle */
+	if (max > (4u << 20))
+		max = 4u << 20;
+	info->max_transfer = (uint32_t)ALIGN_DOWN(max, d->block_size);
+	if (info->max_transfer < d->block_size)
+		info->max_transfer = d->block_size;
+	info->queue_size = d->nslots;
+	info->features = d->vd.features;
+	info->modern = d->vd.modern;
+}
+
+unsigned virtio_blk_inflight(const struct virtio_blk *d) { return d->inflight; }
+
+/* Splits [p, p+len) into segments of at most size_max bytes. */
+static int add_data(const struct virtio_blk *d, struct virtq_buf *b, int n, uint8_t *p, uint32_t len)
+{
+	while (len) {
+		uint32_t chunk = d->size_max && len > d->size_max ? d->size_max : len;
+		if (n - 1 >= (int)d->seg_max)
+			return -EINVAL; /* more segments than the device takes */
+		b[n++] = (struct virtq_buf){ p, chunk };
+		p += chunk;
+		len -= chunk;
+	}
+	return n;
+}
+
+int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
+{
+	struct virtq_buf b[MAX_SEGS + 3];
+	int n_out, n;
+	if (d->broken)
+		return -EIO;
+	struct slot *s = d->free_slots;
+	if (!s)
+		return -EAGAIN;
+
+	uint64_t sector = r->offset / 512;
+	s->hdr = (struct virtio_blk_req_hdr){ .sector = sector };
+	s->status = 0xff; /* not a valid status: the device must overwrite it */
+	b[0] = (struct virtq_buf){ &s->hdr, sizeof(s->hdr) };
+	switch (r->op) {
+	case BLK_READ:
+	case BLK_WRITE:
+		s->hdr.type = r->op == BLK_READ ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+		n = add_data(d, b, 1, r->buf, r->len);
+		if (n < 0)
+			return n;
+		n_out = r->op == BLK_WRITE ? n : 1;
+		s->expect_len = r->op == BLK_READ ? r->len + 1 : 1;
+		break;
+	case BLK_FLUSH:
+		s->hdr.type = VIRTIO_BLK_T_FLUSH;
+		s->hdr.sector = 0;
+		n = n_out = 1;
+		s->expect_len = 1;
+		break;
+	case BLK_GET_ID:
+		s->hdr.type = VIRTIO_BLK_T_GET_ID;
+		s->hdr.sector = 0;
+		b[1] = (struct virtq_buf){ r->buf, VIRTIO_BLK_ID_BYTES };
+		n = 2;
+		n_out = 1;
+		s->expect_len = 0; /* the ID may be shorter than 20 bytes */
+		break;
+	case BLK_DISCARD:
+	case BLK_WRITE_ZEROES: {
+		bool discard = r->op == BLK_DISCARD;
+		uint32_t limit = discard ? d->max_discard_sectors : d->max_write_zeroes_sectors;
+		if (!has(d, discard ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES))
+			return -EOPNOTSUPP;
+		if (limit && r->len / 512 > limit)
+			return -EINVAL;
+		s->hdr.type = discard ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES;
+		s->hdr.sector = 0;
+		s->range = (struct virtio_blk_discard_write_zeroes){ .sector = sector, .num_sectors = r->len / 512 };
+		b[1] = (struct virtq_buf){ &s->range, sizeof(s->range) };
+		n = n_out = 2;
+		s->expect_len = 1;
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	b[n++] = (struct virtq_buf){ &s->status, 1 };
+
+	int err = virtq_add(&d->q, b, n_out, n - n_out, s);
+	if (err == -ENOSPC)
+		return -EAGAIN;
+	if (err)
+		return err;
+	d->free_slots = s->next_free;
+	s->req = r;
+	d->inflight++;
+	virtq_kick(&d->q);
+	return 0;
+}
+
+static int status_errno(uint8_t status)
+{
+	switch (status) {
+	case VIRTIO_BLK_S_OK:
+		return 0;
+	case VIRTIO_BLK_S_UNSUPP:
+		return -EOPNOTSUPP;
+	default: /* IOERR, or a value the spec does not have */
+		return -EIO;
+	}
+}
+
+void virtio_blk_abandon(struct virtio_blk *d, const char *why)
+{
+	if (d->broken)
+		return;
+	d->broken = true;
+	/* Reset first: after this the device no longer touches our memory,
+	 * so the requests' buffers can go back to their owners. */
+	virtio_reset(&d->vd);
+	klog("%s: %s; the disk is stopped and its requests fail", d->name, why);
+}
+
+int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
+{
+	int n = 0;
+	void *cookie;
+	uint32_t len;
+	while (n < max && !d->broken) {
+		int got = virtq_get_used(&d->q, &cookie, &len);
+		if (got == 0)
+			break;
+		if (got < 0) {
+			char why[96];
+			ksnprintf(why, sizeof(why), "device broke the ring rules (%s)", virtq_broken_reason(&d->q));
+			virtio_blk_abandon(d, why);
+			break;
+		}
+		struct slot *s = cookie;
+		struct blk_request *r = s->req;
+		r->status = status_errno(s->status);
+		/* A read that claims success must have delivered every byte. */
+		if (r->status == 0 && s->expect_len && len != s->expect_len)
+			r->status = -EIO;
+		s->req = NULL;
+		s->next_free = d->free_slots;
+		d->free_slots = s;
+		d->inflight--;
+		done[n++] = r;
+	}
+	if (d->broken) {
+		/* Everything still outstanding fails. */
+		for (uint16_t i = 0; i < d->nslots && n < max; i++) {
+			struct slot *s = &d->slots[i];
+			if (!s->req)
+				continue;
+			s->req->status = -EIO;
+			done[n++] = s->req;
+			s->req = NULL;
+			d->inflight--;
+		}
+	}
+	return n;
+}

@@ -1,0 +1,275 @@
+/*
+ * kernel/blk.c: the block layer between applications and the disk driver.
+ *
+ * It checks every request before a device sees it (range, alignment,
+ * read-only), waits for completions by polling (spinning briefly, then
+ * halting between timer ticks), gives up on a device that stops answering,
+ * and makes each disk a file: /dev/vda, /dev/vdb, ... where read/write/pread/
+ * pwrite take any offset and length (partial blocks are read, changed and
+ * written back through a bounce buffer).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <ringlet/blk.h>
+
+#include "../drivers/virtio_blk.h"
+#include "fd.h"
+#include "io.h"
+#include "kernel.h"
+
+/* A request the device has not completed in this long is not coming back. */
+#define BLK_TIMEOUT_NS (30ull * 1000000000ull)
+
+struct disk {
+	struct virtio_blk *dev;
+	struct blk_info info;
+	uint8_t *bounce; /* one block, for partial-block file I/O */
+	char path[16];
+};
+
+static struct disk disks[8];
+static int ndisks;
+
+static struct disk *disk_get(int i) { return i >= 0 && i < ndisks ? &disks[i] : NULL; }
+int blk_count(void) { return ndisks; }
+
+int blk_info(int i, struct blk_info *info)
+{
+	struct disk *d = disk_get(i);
+	if (!d)
+		return -ENODEV;
+	*info = d->info;
+	return 0;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static int check(const struct disk *d, const struct blk_request *r)
+{
+	const struct blk_info *in = &d->info;
+	bool data = r->op == BLK_READ || r->op == BLK_WRITE;
+	if (r->op == BLK_FLUSH || r->op == BLK_GET_ID)
+		return r->op == BLK_GET_ID && !r->buf ? -EINVAL : 0;
+	if (r->op != BLK_READ && in->read_only)
+		return -EROFS;
+	if (r->len == 0 || r->offset % in->block_size || r->len % in->block_size)
+		return -EINVAL;
+	if (r->offset > in->size || r->len > in->size - r->offset)
+		return -EINVAL; /* past the end */
+	if (data && (!r->buf || r->len > in->max_transfer))
+		return -EINVAL;
+	return 0;
+}
+
+int blk_submit(int i, struct blk_request *r)
+{
+	struct disk *d = disk_get(i);
+	if (!d)
+		return -ENODEV;
+	int err = check(d, r);
+	if (err)
+		return err;
+	if (r->op == BLK_FLUSH && !d->info.flush) {
+		/* No write cache: writes are durable when acknowledged. The
+		 * flush still goes to the device to keep completion order. */
+	}
+	r->status = -EINPROGRESS;
+	return virtio_blk_submit(d->dev, r);
+}
+
+int blk_poll(int i, struct blk_request **done, int max)
+{
+	struct disk *d = disk_get(i);
+	return d ? virtio_blk_poll(d->dev, done, max) : -ENODEV;
+}
+
+int blk_wait(int i, struct blk_request **done, int max)
+{
+	struct disk *d = disk_get(i);
+	if (!d)
+		return -ENODEV;
+	uint64_t start = time_ns(), spin_until = start + 200000;
+	for (;;) {
+		int n = virtio_blk_poll(d->dev, done, max);
+		if (n != 0 || virtio_blk_inflight(d->dev) == 0)
+			return n;
+		uint64_t now = time_ns();
+		if (now - start > BLK_TIMEOUT_NS) {
+			virtio_blk_abandon(d->dev, "a request got no answer for 30 s");
+			continue; /* the next poll fails what was in flight */
+		}
+		/* Completions usually come within microseconds: spin first,
+		 * then stop burning the host's CPU. */
+		if (now < spin_until)
+			cpu_relax();
+		else
+			time_idle(now + 100000);
+	}
+}
+
+/* Submits one request and waits for exactly that one. Other requests of the
+ * same disk that complete meanwhile would be lost to their owner, so this is
+ * only for callers that do not mix synchronous and asynchronous use. */
+static int run(int i, struct blk_request *r)
+{
+	int err;
+	while ((err = blk_submit(i, r)) == -EAGAIN) {
+		struct blk_request *done[8];
+		if (blk_wait(i, done, 8) < 0)
+			return -EIO;
+	}
+	if (err)
+		return err;
+	while (r->status == -EINPROGRESS) {
+		struct blk_request *done[8];
+		int n = blk_wait(i, done, 8);
+		if (n < 0)
+			return n;
+		if (n == 0 && r->status == -EINPROGRESS)
+			return -EIO; /* nothing in flight any more, yet no answer */
+	}
+	return r->status;
+}
+
+int blk_read(int i, uint64_t off, void *buf, uint32_t len)
+{
+	struct blk_request r = { .op = BLK_READ, .offset = off, .buf = buf, .len = len };
+	return run(i, &r);
+}
+
+int blk_write(int i, uint64_t off, const void *buf, uint32_t len)
+{
+	struct blk_request r = { .op = BLK_WRITE, .offset = off, .buf = (void *)buf, .len = len };
+	return run(i, &r);
+}
+
+int blk_flush(int i)
+{
+	struct disk *d = disk_get(i);
+	if (!d)
+		return -ENODEV;
+	/* §5.2.5: without VIRTIO_BLK_F_FLUSH the device has no write cache
+	 * to empty: every acknowledged write is already durable. */
+	if (!d->info.flush)
+		return 0;
+	struct blk_request r = { .op = BLK_FLUSH };
+	return run(i, &r);
+}
+
+/* Discard and write-zeroes ranges may be larger than one request carries. */
+static int range_op(int i, enum blk_op op, uint64_t off, uint64_t len)
+{
+	struct disk *d = disk_get(i);
+	if (!d)
+		return -ENODEV;
+	if (len == 0)
+		return -EINVAL;
+	const uint64_t chunk = ALIGN_DOWN(1ull << 30, d->info.block_size); /* well below 2^32 sectors */
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = len - done < chunk ? len - done : chunk;
+		struct blk_request r = { .op = op, .offset = off + done, .len = (uint32_t)n };
+		int err = run(i, &r);
+		if (err)
+			return err;
+		done += n;
+	}
+	return 0;
+}
+
+int blk_discard(int i, uint64_t off, uint64_t len) { return range_op(i, BLK_DISCARD, off, len); }
+int blk_write_zeroes(int i, uint64_t off, uint64_t len) { return range_op(i, BLK_WRITE_ZEROES, off, len); }
+
+int blk_get_id(int i, char id[21])
+{
+	struct blk_request r = { .op = BLK_GET_ID, .buf = id };
+	memset(id, 0, 21);
+	return run(i, &r);
+}
+
+/* ---- disks as files ------------------------------------------------------ */
+
+static int disk_index(void *ctx) { return (int)((struct disk *)ctx - disks); }
+
+static int file_open(void *ctx, int flags)
+{
+	struct disk *d = ctx;
+	return (flags & O_ACCMODE) != O_RDONLY && d->info.read_only ? -EROFS : 0;
+}
+
+/* Reads or writes [off, off+n) of the disk at byte granularity: whole blocks
+ * straight between the device and buf, partial ones through the bounce
+ * block. Returns bytes done or a negative errno. */
+static ssize_t file_io(struct disk *d, bool write, uint8_t *buf, size_t n, uint64_t off)
+{
+	const uint32_t bs = d->info.block_size;
+	int i = disk_index(d);
+	if (off >= d->info.size)
+		return write ? -ENOSPC : 0;
+	if (n > d->info.size - off)
+		n = d->info.size - off; /* short at the end of the disk */
+	size_t done = 0;
+	while (done < n) {
+		uint64_t pos = off + done;
+		uint32_t in_block = pos % bs;
+		size_t left = n - done;
+		int err;
+		if (in_block == 0 && left >= bs) {
+			/* Whole blocks, as many as one request carries. */
+			uint32_t len = (uint32_t)ALIGN_DOWN(left < d->info.max_transfer ? left : d->info.max_transfer, bs);
+			err = write ? blk_write(i, pos, buf + done, len) : blk_read(i, pos, buf + done, len);
+			if (err)
+				return done ? (ssize_t)done : err;
+			done += len;
+			continue;
+		}
+		/* A piece of one block. */
+		uint32_t len = bs - in_block < left ? bs - in_block : (uint32_t)left;
+		err = blk_read(i, pos - in_block, d->bounce, bs);
+		if (!err && write) {
+			memcpy(d->bounce + in_block, buf + done, len);
+			err = blk_write(i, pos - in_block, d->bounce, bs);
+		} else if (!err) {
+			memcpy(buf + done, d->bounce + in_block, len);
+		}
+		if (err)
+			return done ? (ssize_t)done : err;
+		done += len;
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t file_read(void *ctx, void *buf, size_t n, uint64_t off) { return file_io(ctx, false, buf, n, off); }
+static ssize_t file_write(void *ctx, const void *buf, size_t n, uint64_t off)
+{
+	return file_io(ctx, true, (uint8_t *)buf, n, off);
+}
+static int file_fsync(void *ctx) { return blk_flush(disk_index(ctx)); }
+static uint64_t file_size(void *ctx) { return ((struct disk *)ctx)->info.size; }
+static uint32_t file_block_size(void *ctx) { return ((struct disk *)ctx)->info.block_size; }
+
+static const struct fd_ops disk_ops = {
+	.open = file_open,
+	.read = file_read,
+	.write = file_write,
+	.fsync = file_fsync,
+	.size = file_size,
+	.block_size = file_block_size,
+};
+
+void blk_init(void)
+{
+	for (int i = 0; i < virtio_blk_count() && ndisks < (int)ARRAY_SIZE(disks); i++) {
+		struct disk *d = &disks[ndisks];
+		d->dev = virtio_blk_get(i);
+		virtio_blk_info(d->dev, &d->info);
+		d->bounce = page_alloc(ALIGN_UP(d->info.block_size, PAGE_SIZE) / PAGE_SIZE);
+		if (!d->bounce)
+			continue;
+		ksnprintf(d->path, sizeof(d->path), "/dev/%s", d->info.name);
+		fd_register_device(d->path, &disk_ops, d);
+		ndisks++;
+	}
+}
