@@ -77,6 +77,7 @@ int cmdline_parse_size(const char *s, uint64_t *out)
 		if (!*s)
 			return -1;
 	}
+	const char *digits = s;
 	for (; *s; s++) {
 		unsigned d;
 		if (*s >= '0' && *s <= '9')
@@ -91,6 +92,8 @@ int cmdline_parse_size(const char *s, uint64_t *out)
 			return -1; /* overflow */
 		v = v * base + d;
 	}
+	if (s == digits)
+		return -1; /* a suffix alone ("K", "0xM") is not a size */
 	unsigned shift = 0;
 	switch (*s) {
 	case '\0':
