@@ -44,11 +44,22 @@ void console_init(void)
 	outb(COM1 + UART_MCR, 0x03);   /* DTR, RTS */
 }
 
+/* Bytes that may go out before the line status is checked again: when
+ * the transmitter is empty its 16-byte FIFO (enabled in console_init) takes
+ * that many. Each register access traps to the hypervisor, so checking once
+ * per 16 bytes instead of once per byte matters for boot time. */
+#define UART_FIFO 16
+static int fifo_room;
+
 static void uart_putc(char c)
 {
-	/* Bounded wait: a wedged UART must not hang the kernel. */
-	for (int i = 0; i < 100000 && !(inb(COM1 + UART_LSR) & LSR_THR_EMPTY); i++)
-		cpu_relax();
+	if (fifo_room == 0) {
+		/* Bounded wait: a wedged UART must not hang the kernel. */
+		for (int i = 0; i < 100000 && !(inb(COM1 + UART_LSR) & LSR_THR_EMPTY); i++)
+			cpu_relax();
+		fifo_room = UART_FIFO;
+	}
+	fifo_room--;
 	outb(COM1 + UART_DATA, (uint8_t)c);
 }
 
