@@ -187,8 +187,29 @@ static void lapic_write(uint32_t reg, uint32_t v) { lapic[reg / 4] = v; }
 
 void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
 
+/*
+ * The IOAPIC routes device interrupt lines to vectors. Ringlet polls, so every
+ * line is masked: firmware may have left some routed (OVMF's timer, say).
+ * Implements: Intel 82093AA IOAPIC datasheet, §3.2 (IOREGSEL/IOWIN, IOREDTBL).
+ */
+#define IOAPIC_BASE 0xfec00000ull
+static void ioapic_mask_all(void)
+{
+	volatile uint32_t *io = (volatile uint32_t *)mmio_map(IOAPIC_BASE, PAGE_SIZE);
+	io[0] = 1; /* IOAPICVER */
+	uint32_t ver = io[4];
+	if (ver == 0xffffffff)
+		return; /* no IOAPIC here */
+	unsigned entries = ((ver >> 16) & 0xff) + 1;
+	for (unsigned i = 0; i < entries; i++) {
+		io[0] = 0x10 + 2 * i; /* low half of redirection entry i */
+		io[4] = io[4] | (1u << 16); /* mask */
+	}
+}
+
 void time_lapic_init(void)
 {
+	ioapic_mask_all();
 	uint64_t base = rdmsr(MSR_APIC_BASE);
 	wrmsr(MSR_APIC_BASE, base | (1 << 11)); /* globally enabled */
 	lapic = (volatile uint32_t *)mmio_map(base & ~0xfffull, PAGE_SIZE);

@@ -159,8 +159,15 @@ void trap_dispatch(struct trap_frame *f)
 	}
 	if (f->vector == SPURIOUS_VECTOR)
 		return; /* no EOI for spurious interrupts */
-	if (f->vector >= 0x20 && f->vector < 0x30) {
-		/* A masked legacy PIC can still raise a spurious IRQ 7 or 15. */
+	if (f->vector >= 0x20 && f->vector < 0x30)
+		return; /* a masked legacy PIC can still raise a spurious IRQ 7 or 15 */
+	if (f->vector >= 32) {
+		/* An interrupt nobody asked for: firmware (OVMF) may leave a
+		 * timer routed to some vector. Acknowledge it and go on. */
+		static int reported;
+		if (!reported++)
+			klog("trap: unexpected interrupt on vector %lu (ignored)", f->vector);
+		lapic_eoi();
 		return;
 	}
 	exception_report(f);
