@@ -43,6 +43,10 @@ struct rsdp {
 } __attribute__((packed));
 
 static uint16_t pm1a_cnt;     /* I/O port of PM1a_CNT, 0 if unknown */
+/* Hardware-reduced ACPI (microvm) has no PM1 block; it sleeps through the
+ * FADT's SLEEP_CONTROL_REG, a generic address in memory or I/O space. */
+static uint8_t sleep_ctl_space; /* 0: memory, 1: I/O */
+static uint64_t sleep_ctl_addr; /* 0 if none */
 static uint16_t slp_typ_s5;   /* SLP_TYPa for S5 */
 static bool s5_found;
 static uint64_t mcfg_base;    /* ECAM base for segment 0 */
@@ -107,6 +111,11 @@ static void parse_fadt(const struct acpi_header *fadt)
 		dsdt = *(const uint64_t *)(f + 140); /* X_DSDT */
 	if (pm1a < 0x10000)
 		pm1a_cnt = (uint16_t)pm1a;
+	/* SLEEP_CONTROL_REG at offset 244 (ACPI 5.0+, §5.2.9 Table 5.9). */
+	if (fadt->length >= 256 && f[244] <= 1) {
+		sleep_ctl_space = f[244];
+		sleep_ctl_addr = *(const uint64_t *)(f + 248);
+	}
 	const struct acpi_header *d = table_at(dsdt, false);
 	if (d)
 		parse_s5(d);
@@ -150,8 +159,8 @@ void acpi_init(uint64_t rsdp_addr)
 		else if (memcmp(t->signature, "MCFG", 4) == 0)
 			parse_mcfg(t);
 	}
-	kdebug("acpi: PM1a_CNT 0x%x, S5 %s (SLP_TYP %u), MCFG 0x%lx", pm1a_cnt, s5_found ? "found" : "missing",
-	       slp_typ_s5, mcfg_base);
+	kdebug("acpi: PM1a_CNT 0x%x, sleep control 0x%lx, S5 %s (SLP_TYP %u), MCFG 0x%lx", pm1a_cnt, sleep_ctl_addr,
+	       s5_found ? "found" : "missing", slp_typ_s5, mcfg_base);
 }
 
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end)
@@ -163,9 +172,20 @@ bool acpi_mcfg(uint64_t *base, uint8_t *bus_end)
 
 void acpi_poweroff(void)
 {
-	if (!pm1a_cnt || !s5_found)
+	if (!s5_found)
 		return;
-	outw(pm1a_cnt, (uint16_t)(slp_typ_s5 << 10 | 1 << 13)); /* SLP_TYP, SLP_EN */
+	if (pm1a_cnt) {
+		outw(pm1a_cnt, (uint16_t)(slp_typ_s5 << 10 | 1 << 13)); /* SLP_TYP, SLP_EN */
+	} else if (sleep_ctl_addr) {
+		/* §4.8.3.7: SLP_TYPx in bits 2-4, SLP_EN in bit 5. */
+		uint8_t v = (uint8_t)((slp_typ_s5 & 7) << 2 | 1 << 5);
+		if (sleep_ctl_space == 1)
+			outb((uint16_t)sleep_ctl_addr, v);
+		else
+			mmio_write8(mmio_map(sleep_ctl_addr, 1), v);
+	} else {
+		return;
+	}
 	/* The write takes effect at once in QEMU; allow real hardware a moment. */
 	time_sleep_ns(100000000);
 }
