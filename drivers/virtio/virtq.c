@@ -20,10 +20,7 @@
 #include <errno.h>
 #include <string.h>
 
-static size_t align_up(size_t x, size_t a)
-{
-	return (x + a - 1) & ~(a - 1);
-}
+static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 
 /* Size of desc[] + avail (flags, idx, ring[], used_event), where the padding starts. */
 static size_t desc_avail_bytes(uint16_t size)
@@ -32,10 +29,7 @@ static size_t desc_avail_bytes(uint16_t size)
 }
 
 /* Size of the used ring: flags, idx, ring[], avail_event. */
-static size_t used_bytes(uint16_t size)
-{
-	return sizeof(uint16_t) * 3 + sizeof(struct virtq_used_elem) * (size_t)size;
-}
+static size_t used_bytes(uint16_t size) { return sizeof(uint16_t) * 3 + sizeof(struct virtq_used_elem) * (size_t)size; }
 
 /*
  * The legacy formula of §2.7.2, with the alignment the spec means (its ALIGN macro adds
@@ -45,21 +39,14 @@ static size_t used_bytes(uint16_t size)
  */
 size_t virtq_ring_bytes(uint16_t size)
 {
-	return align_up(desc_avail_bytes(size), VIRTQ_RING_ALIGN) +
-	       align_up(used_bytes(size), VIRTQ_RING_ALIGN);
+	return align_up(desc_avail_bytes(size), VIRTQ_RING_ALIGN) + align_up(used_bytes(size), VIRTQ_RING_ALIGN);
 }
 
 /* avail->used_event sits right after avail->ring[size] (§2.7.6). */
-static volatile uint16_t *used_event(struct virtq *q)
-{
-	return &q->avail->ring[q->size];
-}
+static volatile uint16_t *used_event(struct virtq *q) { return &q->avail->ring[q->size]; }
 
 /* used->avail_event sits right after used->ring[size] (§2.7.8). */
-static volatile uint16_t *avail_event(struct virtq *q)
-{
-	return (volatile uint16_t *)&q->used->ring[q->size];
-}
+static volatile uint16_t *avail_event(struct virtq *q) { return (volatile uint16_t *)&q->used->ring[q->size]; }
 
 /*
  * With VIRTIO_F_EVENT_IDX we want no used buffer notifications at all (we poll), but the
@@ -76,7 +63,7 @@ static void push_used_event(struct virtq *q)
 }
 
 int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, bool event_idx,
-	       void (*notify)(struct virtq *q, void *ctx), void *notify_ctx)
+               void (*notify)(struct virtq *q, void *ctx), void *notify_ctx)
 {
 	uint8_t *mem = ring_mem;
 
@@ -98,8 +85,7 @@ int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, b
 
 	q->desc = (volatile struct virtq_desc *)mem;
 	q->avail = (volatile struct virtq_avail *)(mem + sizeof(struct virtq_desc) * size);
-	q->used = (volatile struct virtq_used *)(mem +
-						 align_up(desc_avail_bytes(size), VIRTQ_RING_ALIGN));
+	q->used = (volatile struct virtq_used *)(mem + align_up(desc_avail_bytes(size), VIRTQ_RING_ALIGN));
 	q->index = index;
 	q->size = size;
 	q->event_idx = event_idx;
@@ -121,8 +107,7 @@ int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, b
 	return 0;
 }
 
-int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in,
-	      void *cookie)
+int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie)
 {
 	uint64_t total = 0, in_len = 0;
 	unsigned n, i;
@@ -283,22 +268,10 @@ int virtq_get_used(struct virtq *q, void **cookie, uint32_t *len)
 	return 1;
 }
 
-bool virtq_broken(const struct virtq *q)
-{
-	return q->broken != NULL;
-}
+bool virtq_broken(const struct virtq *q) { return q->broken != NULL; }
 
-const char *virtq_broken_reason(const struct virtq *q)
-{
-	return q->broken ? q->broken : "";
-}
+const char *virtq_broken_reason(const struct virtq *q) { return q->broken ? q->broken : ""; }
 
-unsigned virtq_free_count(const struct virtq *q)
-{
-	return q->num_free;
-}
+unsigned virtq_free_count(const struct virtq *q) { return q->num_free; }
 
-unsigned virtq_inflight(const struct virtq *q)
-{
-	return q->inflight;
-}
+unsigned virtq_inflight(const struct virtq *q) { return q->inflight; }

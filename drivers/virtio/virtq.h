@@ -50,22 +50,19 @@
  * the device goes through here, so this is the one place to change with an IOMMU, and the
  * host-side tests can pass ordinary heap memory.
  */
-static inline uint64_t virtq_dma_addr(const volatile void *p)
-{
-	return (uint64_t)(uintptr_t)p;
-}
+static inline uint64_t virtq_dma_addr(const volatile void *p) { return (uint64_t)(uintptr_t)p; }
 
 /* One buffer of a chain. The queue never dereferences addr: it only passes it to the device. */
 struct virtq_buf {
 	const void *addr; /* start of the buffer (the device writes it if it is an "in" buffer) */
-	uint32_t len;	  /* its length in bytes, not 0 */
+	uint32_t len;     /* its length in bytes, not 0 */
 };
 
 /* Per-chain bookkeeping, indexed by the chain's head descriptor. Private to virtq.c. */
 struct virtq_chain {
-	void *cookie;	 /* the caller's cookie; NULL when no chain starts at this descriptor */
+	void *cookie;    /* the caller's cookie; NULL when no chain starts at this descriptor */
 	uint32_t in_len; /* total length of the device-writable buffers: the most used len may be */
-	uint16_t ndesc;	 /* descriptors in the chain */
+	uint16_t ndesc;  /* descriptors in the chain */
 };
 
 /*
@@ -78,21 +75,21 @@ struct virtq {
 	volatile struct virtq_avail *avail; /* available ring: written by us */
 	volatile struct virtq_used *used;   /* used ring: written by the device, untrusted */
 
-	uint16_t index;	 /* the queue's index on its device, for the transport's notify */
-	uint16_t size;	 /* number of descriptors, a power of two <= VIRTQ_MAX_SIZE */
-	bool event_idx;	 /* VIRTIO_F_EVENT_IDX was negotiated */
+	uint16_t index;                             /* the queue's index on its device, for the transport's notify */
+	uint16_t size;                              /* number of descriptors, a power of two <= VIRTQ_MAX_SIZE */
+	bool event_idx;                             /* VIRTIO_F_EVENT_IDX was negotiated */
 	void (*notify)(struct virtq *q, void *ctx); /* the transport's "available buffer" kick */
 	void *notify_ctx;
 
 	/* Our own state. Never read back from shared memory, so the device cannot change it. */
-	uint16_t avail_idx;  /* next avail->idx we publish (the device must not write avail) */
-	uint16_t kicked_idx; /* avail_idx at the last kick decision */
-	uint16_t last_used;  /* used->idx up to which we have consumed entries */
-	uint16_t free_head;  /* first free descriptor; free ones are linked through next[] */
-	uint16_t num_free;   /* number of free descriptors */
-	uint16_t inflight;   /* chains added and not yet returned by virtq_get_used() */
-	const char *broken;  /* why the device was judged broken; NULL while it behaves */
-	uint16_t next[VIRTQ_MAX_SIZE];		  /* free list and chain links */
+	uint16_t avail_idx;                       /* next avail->idx we publish (the device must not write avail) */
+	uint16_t kicked_idx;                      /* avail_idx at the last kick decision */
+	uint16_t last_used;                       /* used->idx up to which we have consumed entries */
+	uint16_t free_head;                       /* first free descriptor; free ones are linked through next[] */
+	uint16_t num_free;                        /* number of free descriptors */
+	uint16_t inflight;                        /* chains added and not yet returned by virtq_get_used() */
+	const char *broken;                       /* why the device was judged broken; NULL while it behaves */
+	uint16_t next[VIRTQ_MAX_SIZE];            /* free list and chain links */
 	struct virtq_chain chain[VIRTQ_MAX_SIZE]; /* by head descriptor */
 };
 
@@ -108,7 +105,7 @@ size_t virtq_ring_bytes(uint16_t size);
  * transport afterwards.
  */
 int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, bool event_idx,
-	       void (*notify)(struct virtq *q, void *ctx), void *notify_ctx);
+               void (*notify)(struct virtq *q, void *ctx), void *notify_ctx);
 
 /* Device addresses of the three parts, for the transport to program. */
 static inline uint64_t virtq_desc_addr(const struct virtq *q) /* modern queue_desc; legacy PFN */
@@ -131,8 +128,7 @@ static inline uint64_t virtq_used_addr(const struct virtq *q) /* modern queue_de
  * queue or than 4 GiB in total, or a NULL cookie; -ENOSPC when there are fewer than
  * n_out + n_in free descriptors (wait for completions); -EIO when the queue is broken.
  */
-int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in,
-	      void *cookie);
+int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie);
 
 /*
  * Whether the device needs an available buffer notification for what was added since the last

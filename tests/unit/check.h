@@ -14,41 +14,40 @@
 #include <stdio.h>
 
 static unsigned check_passed, check_failed; /* test cases */
-static unsigned check_errors;		    /* failed checks in the running test case */
+static unsigned check_errors;               /* failed checks in the running test case */
 
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                  \
-			check_errors++;                                                  \
-		}                                                                        \
+#define CHECK(cond)                                                                                                    \
+	do {                                                                                                           \
+		if (!(cond)) {                                                                                         \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                       \
+			check_errors++;                                                                                \
+		}                                                                                                      \
 	} while (0)
 
 /* Both sides are evaluated once and compared as long long (pointers and -errno included). */
-#define CHECK_EQ(a, b)                                                                       \
-	do {                                                                                 \
-		long long check_a_ = (long long)(a), check_b_ = (long long)(b);              \
-		if (check_a_ != check_b_) {                                                  \
-			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld, "    \
-					"%#llx vs %#llx)\n",                                 \
-				__FILE__, __LINE__, #a, #b, check_a_, check_b_,              \
-				(unsigned long long)check_a_, (unsigned long long)check_b_); \
-			check_errors++;                                                      \
-		}                                                                            \
+#define CHECK_EQ(a, b)                                                                                                 \
+	do {                                                                                                           \
+		long long check_a_ = (long long)(a), check_b_ = (long long)(b);                                        \
+		if (check_a_ != check_b_) {                                                                            \
+			fprintf(stderr,                                                                                \
+			        "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld, "                                     \
+			        "%#llx vs %#llx)\n",                                                                   \
+			        __FILE__, __LINE__, #a, #b, check_a_, check_b_, (unsigned long long)check_a_,          \
+			        (unsigned long long)check_b_);                                                         \
+			check_errors++;                                                                                \
+		}                                                                                                      \
 	} while (0)
 
-#define RUN_TEST(fn)                                                     \
-	do {                                                             \
-		check_errors = 0;                                        \
-		fn();                                                    \
-		if (check_errors == 0) {                                 \
-			check_passed++;                                  \
-		} else {                                                 \
-			check_failed++;                                  \
-			fprintf(stderr, "FAIL %s (%u checks)\n", #fn, \
-				check_errors);                           \
-		}                                                        \
+#define RUN_TEST(fn)                                                                                                   \
+	do {                                                                                                           \
+		check_errors = 0;                                                                                      \
+		fn();                                                                                                  \
+		if (check_errors == 0) {                                                                               \
+			check_passed++;                                                                                \
+		} else {                                                                                               \
+			check_failed++;                                                                                \
+			fprintf(stderr, "FAIL %s (%u checks)\n", #fn, check_errors);                                   \
+		}                                                                                                      \
 	} while (0)
 
 static inline int check_report(void)
