@@ -4,6 +4,9 @@
 #   make run [APP=..] [ARGS="..."] [RUNFLAGS="--machine microvm ..."]
 #                         build and boot it in QEMU (scripts/run --help)
 #   make test             host unit tests and QEMU integration tests
+#   make image [APP=..] [ARGS="..."]
+#                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
+#                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
 #   make debug            boot halted under gdb
 #   make bench            benchmarks (bench/)
 #   make V=1              show full commands
@@ -61,7 +64,7 @@ LIBS := --start-group $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
 
-.PHONY: all deps run debug test unit-test integration-test bench clean distclean format help
+.PHONY: all deps run debug image test unit-test integration-test bench clean distclean format help
 all: $(ELF)
 
 help:
@@ -118,6 +121,20 @@ $(ELF): $(KERNEL_OBJS) $(APP_OBJS) linker.ld scripts/ksyms
 	$(Q)objdump -d -S --no-show-raw-insn $@ > $(OUT)/ringlet.asm
 	$(Q)nm -n $@ > $(OUT)/ringlet.sym
 
+# ---- disk images (issue: UEFI through GNU-EFI, BIOS through GRUB) ------------------
+include boot/efi/efi.mk
+$(EFI_OUT)/loader.o: | $(BUILD)/.deps-image
+$(BUILD)/.deps-image: scripts/deps
+	$(Q)scripts/deps --quiet image
+	@mkdir -p $(BUILD) && touch $@
+
+# The command line is handed over through the environment, so quotes in
+# ARGS reach scripts/mkimage as they were typed.
+image: export RINGLET_CMDLINE := $(if $(ARGS),-- $(ARGS),)
+image: $(ELF) $(BUILD)/efi/BOOTX64.EFI
+	$(Q)scripts/mkimage --kernel $(ELF) --efi $(BUILD)/efi/BOOTX64.EFI --cmdline "$$RINGLET_CMDLINE" \
+		--out $(OUT)/ringlet.img --qcow2 $(OUT)/ringlet.qcow2 --xml $(OUT)/ringlet.xml
+
 # ---- running ------------------------------------------------------------------
 deps:
 	$(Q)scripts/deps
@@ -148,8 +165,8 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 	$(Q)for t in $^; do echo "== $$t"; $$t || exit 1; done
 
 integration-test:
-	$(Q)$(MAKE) APP=hello
-	$(Q)$(MAKE) APP=selftest
+	$(Q)for app in hello selftest blktool; do $(MAKE) APP=$$app || exit 1; done
+	$(Q)$(MAKE) efi
 	$(Q)$(PYTHON) -m pytest -q -ra tests/integration
 
 test:
