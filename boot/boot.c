@@ -20,8 +20,8 @@
 #define HVM_START_MAGIC 0x336ec578
 
 struct hvm_start_info {
-	uint32_t magic;		/* HVM_START_MAGIC */
-	uint32_t version;	/* 0, or 1 when memmap_* are valid */
+	uint32_t magic;   /* HVM_START_MAGIC */
+	uint32_t version; /* 0, or 1 when memmap_* are valid */
 	uint32_t flags;
 	uint32_t nr_modules;
 	uint64_t modlist_paddr;
@@ -49,7 +49,7 @@ static void add_mem(struct boot_info *bi, uint64_t addr, uint64_t len, uint32_t 
 		return;
 	if (bi->mem_count == BOOT_MEM_MAX)
 		return; /* kernel_main warns when the map is full */
-	bi->mem[bi->mem_count++] = (struct boot_mem_entry){ .addr = addr, .len = len, .type = type };
+	bi->mem[bi->mem_count++] = (struct boot_mem_entry){.addr = addr, .len = len, .type = type};
 }
 
 static void copy_cmdline(struct boot_info *bi, const char *s, size_t n)
@@ -170,9 +170,9 @@ void boot_from_multiboot2(uint32_t info_paddr)
 
 	if (cmd_module) {
 		/* A file ends with a newline; drop trailing white space. */
-		while (cmd_module_len > 0 && (cmd_module[cmd_module_len - 1] == '\n' ||
-					      cmd_module[cmd_module_len - 1] == '\r' ||
-					      cmd_module[cmd_module_len - 1] == ' '))
+		while (cmd_module_len > 0 &&
+		       (cmd_module[cmd_module_len - 1] == '\n' || cmd_module[cmd_module_len - 1] == '\r' ||
+		        cmd_module[cmd_module_len - 1] == ' '))
 			cmd_module_len--;
 		copy_cmdline(bi, cmd_module, cmd_module_len);
 	} else if (cmd_tag) {

@@ -24,11 +24,11 @@
 
 /* Memory-map entry types: the E820 numbering, which PVH uses as-is. */
 enum boot_mem_type {
-	BOOT_MEM_USABLE = 1,	   /* free RAM, ours to allocate */
-	BOOT_MEM_RESERVED = 2,	   /* never touch */
+	BOOT_MEM_USABLE = 1,       /* free RAM, ours to allocate */
+	BOOT_MEM_RESERVED = 2,     /* never touch */
 	BOOT_MEM_ACPI_RECLAIM = 3, /* ACPI tables: free once they have been read */
-	BOOT_MEM_ACPI_NVS = 4,	   /* firmware-owned, never touch */
-	BOOT_MEM_BAD = 5,	   /* faulty RAM */
+	BOOT_MEM_ACPI_NVS = 4,     /* firmware-owned, never touch */
+	BOOT_MEM_BAD = 5,          /* faulty RAM */
 };
 
 /* Where the boot came from; printed at boot, otherwise informative only. */
@@ -45,13 +45,13 @@ struct boot_mem_entry {
 	uint32_t pad;
 };
 
-#define BOOT_MEM_MAX 128
+#define BOOT_MEM_MAX     128
 #define BOOT_CMDLINE_MAX 2048
 
 struct boot_info {
-	uint32_t magic;	   /* BOOT_INFO_MAGIC */
-	uint32_t source;   /* enum boot_source */
-	uint64_t rsdp;	   /* physical address of the ACPI RSDP, 0 if unknown */
+	uint32_t magic;     /* BOOT_INFO_MAGIC */
+	uint32_t source;    /* enum boot_source */
+	uint64_t rsdp;      /* physical address of the ACPI RSDP, 0 if unknown */
 	uint32_t mem_count; /* valid entries in mem[] */
 	uint32_t pad;
 	struct boot_mem_entry mem[BOOT_MEM_MAX];

@@ -19,39 +19,39 @@
 #include "virtio_blk.h"
 
 /* Feature bits (§5.2.3). */
-#define VIRTIO_BLK_F_SIZE_MAX 1
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_SIZE_MAX     1
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_DISCARD      13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
 
 /* Request types and status values (§5.2.6). */
-#define VIRTIO_BLK_T_IN 0
-#define VIRTIO_BLK_T_OUT 1
-#define VIRTIO_BLK_T_FLUSH 4
-#define VIRTIO_BLK_T_GET_ID 8
-#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_DISCARD      11
 #define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK 0
-#define VIRTIO_BLK_S_IOERR 1
-#define VIRTIO_BLK_S_UNSUPP 2
-#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_S_OK           0
+#define VIRTIO_BLK_S_IOERR        1
+#define VIRTIO_BLK_S_UNSUPP       2
+#define VIRTIO_BLK_ID_BYTES       20
 
 /* Offsets in struct virtio_blk_config (§5.2.4). */
-#define CFG_CAPACITY 0 /* le64: in 512-byte sectors, always */
-#define CFG_SIZE_MAX 8
-#define CFG_SEG_MAX 12
-#define CFG_BLK_SIZE 20
-#define CFG_MAX_DISCARD_SECTORS 36
-#define CFG_MAX_DISCARD_SEG 40
+#define CFG_CAPACITY                 0 /* le64: in 512-byte sectors, always */
+#define CFG_SIZE_MAX                 8
+#define CFG_SEG_MAX                  12
+#define CFG_BLK_SIZE                 20
+#define CFG_MAX_DISCARD_SECTORS      36
+#define CFG_MAX_DISCARD_SEG          40
 #define CFG_MAX_WRITE_ZEROES_SECTORS 48
 
 struct virtio_blk_req_hdr {
-	uint32_t type;	   /* VIRTIO_BLK_T_* */
+	uint32_t type; /* VIRTIO_BLK_T_* */
 	uint32_t reserved;
-	uint64_t sector;   /* in 512-byte units, whatever blk_size is */
+	uint64_t sector; /* in 512-byte units, whatever blk_size is */
 };
 _Static_assert(sizeof(struct virtio_blk_req_hdr) == 16, "virtio_blk_req header");
 
@@ -73,7 +73,7 @@ struct slot {
 };
 
 #define MAX_DISKS 8
-#define MAX_SEGS 128 /* descriptors per request we are willing to build */
+#define MAX_SEGS  128 /* descriptors per request we are willing to build */
 
 struct virtio_blk {
 	struct virtio_dev vd;
@@ -116,8 +116,8 @@ int virtio_blk_probe(struct pci_dev *pci)
 		return err;
 
 	uint64_t wanted = 1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_RO |
-			  1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_DISCARD |
-			  1ull << VIRTIO_BLK_F_WRITE_ZEROES | 1ull << VIRTIO_F_EVENT_IDX;
+	                  1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_DISCARD |
+	                  1ull << VIRTIO_BLK_F_WRITE_ZEROES | 1ull << VIRTIO_F_EVENT_IDX;
 	if ((err = virtio_start(&d->vd, wanted, 0)) != 0)
 		return err;
 
@@ -158,7 +158,7 @@ int virtio_blk_probe(struct pci_dev *pci)
 	ksnprintf(d->name, sizeof(d->name), "vd%c", 'a' + ndisks);
 	pci->driver = "virtio-blk";
 	ksnprintf(pci->note, sizeof(pci->note), "%s %lu MiB%s%s", d->name, (unsigned long)(d->sectors >> 11),
-		  has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)");
+	          has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)");
 	ndisks++;
 	return 0;
 }
@@ -196,7 +196,7 @@ static int add_data(const struct virtio_blk *d, struct virtq_buf *b, int n, uint
 		uint32_t chunk = d->size_max && len > d->size_max ? d->size_max : len;
 		if (n - 1 >= (int)d->seg_max)
 			return -EINVAL; /* more segments than the device takes */
-		b[n++] = (struct virtq_buf){ p, chunk };
+		b[n++] = (struct virtq_buf){p, chunk};
 		p += chunk;
 		len -= chunk;
 	}
@@ -214,9 +214,9 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 		return -EAGAIN;
 
 	uint64_t sector = r->offset / 512;
-	s->hdr = (struct virtio_blk_req_hdr){ .sector = sector };
+	s->hdr = (struct virtio_blk_req_hdr){.sector = sector};
 	s->status = 0xff; /* not a valid status: the device must overwrite it */
-	b[0] = (struct virtq_buf){ &s->hdr, sizeof(s->hdr) };
+	b[0] = (struct virtq_buf){&s->hdr, sizeof(s->hdr)};
 	switch (r->op) {
 	case BLK_READ:
 	case BLK_WRITE:
@@ -236,7 +236,7 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 	case BLK_GET_ID:
 		s->hdr.type = VIRTIO_BLK_T_GET_ID;
 		s->hdr.sector = 0;
-		b[1] = (struct virtq_buf){ r->buf, VIRTIO_BLK_ID_BYTES };
+		b[1] = (struct virtq_buf){r->buf, VIRTIO_BLK_ID_BYTES};
 		n = 2;
 		n_out = 1;
 		s->expect_len = 0; /* the ID may be shorter than 20 bytes */
@@ -251,8 +251,8 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 			return -EINVAL;
 		s->hdr.type = discard ? VIRTIO_BLK_T_DISCARD : VIRTIO_BLK_T_WRITE_ZEROES;
 		s->hdr.sector = 0;
-		s->range = (struct virtio_blk_discard_write_zeroes){ .sector = sector, .num_sectors = r->len / 512 };
-		b[1] = (struct virtq_buf){ &s->range, sizeof(s->range) };
+		s->range = (struct virtio_blk_discard_write_zeroes){.sector = sector, .num_sectors = r->len / 512};
+		b[1] = (struct virtq_buf){&s->range, sizeof(s->range)};
 		n = n_out = 2;
 		s->expect_len = 1;
 		break;
@@ -260,7 +260,7 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 	default:
 		return -EINVAL;
 	}
-	b[n++] = (struct virtq_buf){ &s->status, 1 };
+	b[n++] = (struct virtq_buf){&s->status, 1};
 
 	int err = virtq_add(&d->q, b, n_out, n - n_out, s);
 	if (err == -ENOSPC)

@@ -42,14 +42,14 @@ struct rsdp {
 	uint8_t reserved[3];
 } __attribute__((packed));
 
-static uint16_t pm1a_cnt;     /* I/O port of PM1a_CNT, 0 if unknown */
+static uint16_t pm1a_cnt; /* I/O port of PM1a_CNT, 0 if unknown */
 /* Hardware-reduced ACPI (microvm) has no PM1 block; it sleeps through the
  * FADT's SLEEP_CONTROL_REG, a generic address in memory or I/O space. */
 static uint8_t sleep_ctl_space; /* 0: memory, 1: I/O */
 static uint64_t sleep_ctl_addr; /* 0 if none */
-static uint16_t slp_typ_s5;   /* SLP_TYPa for S5 */
+static uint16_t slp_typ_s5;     /* SLP_TYPa for S5 */
 static bool s5_found;
-static uint64_t mcfg_base;    /* ECAM base for segment 0 */
+static uint64_t mcfg_base; /* ECAM base for segment 0 */
 static uint8_t mcfg_bus_end;
 
 static bool checksum_ok(const void *p, size_t n)
@@ -90,8 +90,8 @@ static void parse_s5(const struct acpi_header *dsdt)
 			continue;
 		const uint8_t *q = p + 5;
 		q += 1 + (*q >> 6); /* PkgLength: 1 to 4 bytes */
-		q++;		    /* NumElements */
-		if (*q == 0x0a)	    /* BytePrefix */
+		q++;                /* NumElements */
+		if (*q == 0x0a)     /* BytePrefix */
 			slp_typ_s5 = q[1];
 		else if (*q == 0x00 || *q == 0x01) /* ZeroOp, OneOp */
 			slp_typ_s5 = *q;

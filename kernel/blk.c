@@ -136,13 +136,13 @@ static int run(int i, struct blk_request *r)
 
 int blk_read(int i, uint64_t off, void *buf, uint32_t len)
 {
-	struct blk_request r = { .op = BLK_READ, .offset = off, .buf = buf, .len = len };
+	struct blk_request r = {.op = BLK_READ, .offset = off, .buf = buf, .len = len};
 	return run(i, &r);
 }
 
 int blk_write(int i, uint64_t off, const void *buf, uint32_t len)
 {
-	struct blk_request r = { .op = BLK_WRITE, .offset = off, .buf = (void *)buf, .len = len };
+	struct blk_request r = {.op = BLK_WRITE, .offset = off, .buf = (void *)buf, .len = len};
 	return run(i, &r);
 }
 
@@ -155,7 +155,7 @@ int blk_flush(int i)
 	 * to empty: every acknowledged write is already durable. */
 	if (!d->info.flush)
 		return 0;
-	struct blk_request r = { .op = BLK_FLUSH };
+	struct blk_request r = {.op = BLK_FLUSH};
 	return run(i, &r);
 }
 
@@ -170,7 +170,7 @@ static int range_op(int i, enum blk_op op, uint64_t off, uint64_t len)
 	const uint64_t chunk = ALIGN_DOWN(1ull << 30, d->info.block_size); /* well below 2^32 sectors */
 	for (uint64_t done = 0; done < len;) {
 		uint64_t n = len - done < chunk ? len - done : chunk;
-		struct blk_request r = { .op = op, .offset = off + done, .len = (uint32_t)n };
+		struct blk_request r = {.op = op, .offset = off + done, .len = (uint32_t)n};
 		int err = run(i, &r);
 		if (err)
 			return err;
@@ -184,7 +184,7 @@ int blk_write_zeroes(int i, uint64_t off, uint64_t len) { return range_op(i, BLK
 
 int blk_get_id(int i, char id[21])
 {
-	struct blk_request r = { .op = BLK_GET_ID, .buf = id };
+	struct blk_request r = {.op = BLK_GET_ID, .buf = id};
 	memset(id, 0, 21);
 	return run(i, &r);
 }
@@ -218,7 +218,8 @@ static ssize_t file_io(struct disk *d, bool write, uint8_t *buf, size_t n, uint6
 		int err;
 		if (in_block == 0 && left >= bs) {
 			/* Whole blocks, as many as one request carries. */
-			uint32_t len = (uint32_t)ALIGN_DOWN(left < d->info.max_transfer ? left : d->info.max_transfer, bs);
+			uint32_t len =
+			    (uint32_t)ALIGN_DOWN(left < d->info.max_transfer ? left : d->info.max_transfer, bs);
 			err = write ? blk_write(i, pos, buf + done, len) : blk_read(i, pos, buf + done, len);
 			if (err)
 				return done ? (ssize_t)done : err;
@@ -251,12 +252,12 @@ static uint64_t file_size(void *ctx) { return ((struct disk *)ctx)->info.size; }
 static uint32_t file_block_size(void *ctx) { return ((struct disk *)ctx)->info.block_size; }
 
 static const struct fd_ops disk_ops = {
-	.open = file_open,
-	.read = file_read,
-	.write = file_write,
-	.fsync = file_fsync,
-	.size = file_size,
-	.block_size = file_block_size,
+    .open = file_open,
+    .read = file_read,
+    .write = file_write,
+    .fsync = file_fsync,
+    .size = file_size,
+    .block_size = file_block_size,
 };
 
 void blk_init(void)

@@ -14,16 +14,16 @@
 #include "io.h"
 #include "kernel.h"
 
-#define COM1 0x3f8
-#define UART_DATA 0	 /* receive / transmit holding register */
-#define UART_IER 1	 /* interrupt enable */
-#define UART_FCR 2	 /* FIFO control */
-#define UART_LCR 3	 /* line control */
-#define UART_MCR 4	 /* modem control */
-#define UART_LSR 5	 /* line status */
-#define UART_SCRATCH 7
+#define COM1           0x3f8
+#define UART_DATA      0 /* receive / transmit holding register */
+#define UART_IER       1 /* interrupt enable */
+#define UART_FCR       2 /* FIFO control */
+#define UART_LCR       3 /* line control */
+#define UART_MCR       4 /* modem control */
+#define UART_LSR       5 /* line status */
+#define UART_SCRATCH   7
 #define LSR_DATA_READY 0x01
-#define LSR_THR_EMPTY 0x20
+#define LSR_THR_EMPTY  0x20
 
 static bool uart_present;
 
@@ -35,13 +35,13 @@ void console_init(void)
 	uart_present = inb(COM1 + UART_SCRATCH) == 0x5a;
 	if (!uart_present)
 		return;
-	outb(COM1 + UART_IER, 0x00);   /* we poll: no interrupts */
-	outb(COM1 + UART_LCR, 0x80);   /* DLAB on to set the divisor */
-	outb(COM1 + UART_DATA, 0x01);  /* 115200 baud */
+	outb(COM1 + UART_IER, 0x00);  /* we poll: no interrupts */
+	outb(COM1 + UART_LCR, 0x80);  /* DLAB on to set the divisor */
+	outb(COM1 + UART_DATA, 0x01); /* 115200 baud */
 	outb(COM1 + UART_IER, 0x00);
-	outb(COM1 + UART_LCR, 0x03);   /* 8 data bits, no parity, 1 stop bit */
-	outb(COM1 + UART_FCR, 0xc7);   /* FIFOs on and cleared */
-	outb(COM1 + UART_MCR, 0x03);   /* DTR, RTS */
+	outb(COM1 + UART_LCR, 0x03); /* 8 data bits, no parity, 1 stop bit */
+	outb(COM1 + UART_FCR, 0xc7); /* FIFOs on and cleared */
+	outb(COM1 + UART_MCR, 0x03); /* DTR, RTS */
 }
 
 /* Bytes that may go out before the line status is checked again: when
@@ -110,8 +110,7 @@ static void put(struct out *o, char c)
 	o->len++;
 }
 
-static void put_num(struct out *o, uint64_t v, unsigned base, bool upper, bool neg, int width,
-		    char pad, bool left)
+static void put_num(struct out *o, uint64_t v, unsigned base, bool upper, bool neg, int width, char pad, bool left)
 {
 	char tmp[24];
 	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
@@ -137,7 +136,7 @@ static void put_num(struct out *o, uint64_t v, unsigned base, bool upper, bool n
 
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-	struct out o = { buf, size, 0 };
+	struct out o = {buf, size, 0};
 	for (const char *p = fmt; *p; p++) {
 		if (*p != '%') {
 			put(&o, *p);
@@ -262,7 +261,7 @@ void klog(const char *fmt, ...)
 		return;
 	uint64_t ns = time_ns();
 	int n = ksnprintf(buf, sizeof(buf), "[%5lu.%06lu] ", (unsigned long)(ns / 1000000000),
-			  (unsigned long)(ns / 1000 % 1000000));
+	                  (unsigned long)(ns / 1000 % 1000000));
 	va_list ap;
 	va_start(ap, fmt);
 	n += kvsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);

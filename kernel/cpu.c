@@ -12,18 +12,18 @@
 #include "io.h"
 #include "kernel.h"
 
-#define CR0_MP (1ul << 1)
-#define CR0_EM (1ul << 2)
-#define CR0_TS (1ul << 3)
-#define CR0_WP (1ul << 16)
-#define CR4_OSFXSR (1ul << 9)
+#define CR0_MP         (1ul << 1)
+#define CR0_EM         (1ul << 2)
+#define CR0_TS         (1ul << 3)
+#define CR0_WP         (1ul << 16)
+#define CR4_OSFXSR     (1ul << 9)
 #define CR4_OSXMMEXCPT (1ul << 10)
-#define MSR_EFER 0xc0000080
-#define EFER_NXE (1ul << 11)
+#define MSR_EFER       0xc0000080
+#define EFER_NXE       (1ul << 11)
 
 #define SEL_CODE 0x08
 #define SEL_DATA 0x10
-#define SEL_TSS 0x18
+#define SEL_TSS  0x18
 
 struct tss {
 	uint32_t reserved0;
@@ -54,11 +54,11 @@ struct table_ptr {
 
 static struct tss tss;
 static uint64_t gdt[5] = {
-	0,
-	0x00af9a000000ffff, /* 0x08: code, 64-bit */
-	0x00cf92000000ffff, /* 0x10: data */
-	0,		    /* 0x18: TSS, low half (filled in below) */
-	0,		    /* TSS, high half */
+    0,
+    0x00af9a000000ffff, /* 0x08: code, 64-bit */
+    0x00cf92000000ffff, /* 0x10: data */
+    0,                  /* 0x18: TSS, low half (filled in below) */
+    0,                  /* TSS, high half */
 };
 static struct idt_entry idt[256];
 
@@ -77,36 +77,36 @@ static void gdt_load(void)
 {
 	uint64_t base = (uintptr_t)&tss, limit = sizeof(tss) - 1;
 	gdt[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ul << 40) /* present, 64-bit TSS */ |
-		 ((base >> 24 & 0xff) << 56);
+	         ((base >> 24 & 0xff) << 56);
 	gdt[4] = base >> 32;
 
-	struct table_ptr p = { sizeof(gdt) - 1, (uintptr_t)gdt };
+	struct table_ptr p = {sizeof(gdt) - 1, (uintptr_t)gdt};
 	__asm__ volatile("lgdt %0\n\t"
-			 /* Reload CS with a far return, then the data segments. */
-			 "pushq %1\n\t"
-			 "leaq 1f(%%rip), %%rax\n\t"
-			 "pushq %%rax\n\t"
-			 "lretq\n"
-			 "1:\tmovl %2, %%eax\n\t"
-			 "movl %%eax, %%ds\n\t"
-			 "movl %%eax, %%es\n\t"
-			 "movl %%eax, %%ss\n\t"
-			 "ltr %w3"
-			 :
-			 : "m"(p), "i"(SEL_CODE), "i"(SEL_DATA), "r"(SEL_TSS)
-			 : "rax", "memory");
+	                 /* Reload CS with a far return, then the data segments. */
+	                 "pushq %1\n\t"
+	                 "leaq 1f(%%rip), %%rax\n\t"
+	                 "pushq %%rax\n\t"
+	                 "lretq\n"
+	                 "1:\tmovl %2, %%eax\n\t"
+	                 "movl %%eax, %%ds\n\t"
+	                 "movl %%eax, %%es\n\t"
+	                 "movl %%eax, %%ss\n\t"
+	                 "ltr %w3"
+	                 :
+	                 : "m"(p), "i"(SEL_CODE), "i"(SEL_DATA), "r"(SEL_TSS)
+	                 : "rax", "memory");
 }
 
 static void idt_set(int vec, int ist)
 {
 	uintptr_t handler = (uintptr_t)trap_stubs + 16 * vec;
 	idt[vec] = (struct idt_entry){
-		.offset_lo = handler & 0xffff,
-		.selector = SEL_CODE,
-		.ist = ist,
-		.type_attr = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
-		.offset_mid = handler >> 16 & 0xffff,
-		.offset_hi = handler >> 32,
+	    .offset_lo = handler & 0xffff,
+	    .selector = SEL_CODE,
+	    .ist = ist,
+	    .type_attr = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
+	    .offset_mid = handler >> 16 & 0xffff,
+	    .offset_hi = handler >> 32,
 	};
 }
 
@@ -156,7 +156,7 @@ void trap_init(void)
 	idt_set(8, IST_DF);
 	idt_set(14, IST_PF);
 	idt_set(18, IST_NMI_MC);
-	struct table_ptr p = { sizeof(idt) - 1, (uintptr_t)idt };
+	struct table_ptr p = {sizeof(idt) - 1, (uintptr_t)idt};
 	__asm__ volatile("lidt %0" ::"m"(p));
 }
 

@@ -12,10 +12,10 @@
 
 struct boot_info;
 
-#define PAGE_SIZE 4096ul
-#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
-#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a) - 1))
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PAGE_SIZE        4096ul
+#define ALIGN_UP(x, a)   (((x) + (a)-1) & ~((__typeof__(x))(a)-1))
+#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
+#define ARRAY_SIZE(a)    (sizeof(a) / sizeof((a)[0]))
 
 /* Exit status the kernel uses for a panic or a CPU exception. Statuses
  * 0..127 round-trip through QEMU's isa-debug-exit; see kernel/exit.c. */
@@ -28,17 +28,17 @@ _Noreturn void kernel_exit(int status);
 _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A broken invariant of ours: stop loudly (tier 2 of DESIGN.md's errors). */
-#define kassert(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			panic("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__);           \
+#define kassert(cond)                                                                                                  \
+	do {                                                                                                           \
+		if (!(cond))                                                                                           \
+			panic("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__);                              \
 	} while (0)
 
 /* Kernel options from the command line (before `--`). */
 struct kernel_options {
-	bool quiet;	       /* quiet: no kernel log lines, only the app's output */
-	bool debug;	       /* debug: more log lines */
-	size_t stack_size;     /* stack=SIZE: the application's stack */
+	bool quiet;        /* quiet: no kernel log lines, only the app's output */
+	bool debug;        /* debug: more log lines */
+	size_t stack_size; /* stack=SIZE: the application's stack */
 };
 extern struct kernel_options kopt;
 
@@ -53,10 +53,10 @@ int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((forma
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* One log line: "[   0.001234] text\n" (seconds since entry). */
 void klog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#define kdebug(...)                                                                                \
-	do {                                                                                       \
-		if (kopt.debug)                                                                    \
-			klog(__VA_ARGS__);                                                         \
+#define kdebug(...)                                                                                                    \
+	do {                                                                                                           \
+		if (kopt.debug)                                                                                        \
+			klog(__VA_ARGS__);                                                                             \
 	} while (0)
 
 /* ---- CPU (kernel/cpu.c, kernel/trap.c) --------------------------------- */
@@ -69,7 +69,7 @@ void backtrace_print_from(uintptr_t rbp, int depth);
 void cpu_ist_guards(uintptr_t guards[3]);
 /* The interrupt vectors in use: the LAPIC timer (a wake-up from hlt) and
  * the LAPIC's spurious vector. */
-#define TIMER_VECTOR 0x30
+#define TIMER_VECTOR    0x30
 #define SPURIOUS_VECTOR 0xff
 void lapic_eoi(void);
 /* "name+0x12" for a code address, from the symbol table made at link time. */
@@ -100,13 +100,13 @@ uintptr_t stack_alloc(size_t bytes, const char *name);
 const char *stack_guard_name(uintptr_t addr);
 
 void heap_init(void);
-size_t heap_size(void);	 /* bytes in use below the break */
+size_t heap_size(void);      /* bytes in use below the break */
 size_t heap_max_bytes(void); /* how far the break may move */
 
 /* ---- time (kernel/time.c) ---------------------------------------------- */
 extern uint64_t boot_tsc; /* TSC at entry (boot/entry.S) */
 void time_init(void);
-uint64_t time_ns(void);	       /* nanoseconds since entry */
+uint64_t time_ns(void);          /* nanoseconds since entry */
 uint64_t time_realtime_ns(void); /* nanoseconds since 1970, from the RTC at boot */
 void time_sleep_ns(uint64_t ns); /* halts the CPU between timer ticks */
 /* Waits briefly for the next event: spins a little, then halts until the

@@ -16,15 +16,15 @@
 #include "io.h"
 #include "kernel.h"
 
-struct kernel_options kopt = { .stack_size = 512 * 1024 };
+struct kernel_options kopt = {.stack_size = 512 * 1024};
 
 extern int main(int argc, char **argv);
 extern const char ringlet_app_name[]; /* build/APP/obj/appname.c, made by the Makefile */
 extern uintptr_t __stack_chk_guard;
 extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
 _Noreturn void stack_switch_call(uintptr_t top, void (*fn)(void)); /* kernel/vectors.S */
-void drivers_init(void);					 /* drivers/drivers.c */
-void blk_init(void);						 /* kernel/blk.c */
+void drivers_init(void);                                           /* drivers/drivers.c */
+void blk_init(void);                                               /* kernel/blk.c */
 
 #define MAX_ARGS 128
 static char cmdline[BOOT_CMDLINE_MAX];
@@ -32,7 +32,7 @@ static char *app_argv[MAX_ARGS + 2];
 static int app_argc;
 static uint64_t main_ns; /* time from entry to main() */
 
-static const char *const boot_source_names[] = { "?", "PVH", "multiboot2", "UEFI" };
+static const char *const boot_source_names[] = {"?", "PVH", "multiboot2", "UEFI"};
 
 /*
  * A random canary, before any function that checks it can return. This
@@ -68,7 +68,7 @@ static bool kernel_option(const char *w, bool warn)
 	else if (strcmp(w, "debug") == 0)
 		kopt.debug = true;
 	else if (strncmp(w, "stack=", 6) == 0 && cmdline_parse_size(w + 6, &size) == 0 && size >= 16384 &&
-		 size <= (1ull << 30))
+	         size <= (1ull << 30))
 		kopt.stack_size = size;
 	else {
 		if (warn)
@@ -110,7 +110,7 @@ static _Noreturn void app_start(void)
 		(*f)();
 	main_ns = time_ns();
 	kdebug("main: %s after %lu.%03lu ms", ringlet_app_name, (unsigned long)(main_ns / 1000000),
-	     (unsigned long)(main_ns / 1000 % 1000));
+	       (unsigned long)(main_ns / 1000 % 1000));
 	exit(main(app_argc, app_argv));
 }
 

@@ -22,14 +22,14 @@
 #include "io.h"
 #include "kernel.h"
 
-#define PTE_P (1ull << 0)
-#define PTE_W (1ull << 1)
-#define PTE_PWT (1ull << 3)
-#define PTE_PCD (1ull << 4)
-#define PTE_PS (1ull << 7) /* a 2 MiB page, in a page-directory entry */
-#define PTE_NX (1ull << 63)
+#define PTE_P    (1ull << 0)
+#define PTE_W    (1ull << 1)
+#define PTE_PWT  (1ull << 3)
+#define PTE_PCD  (1ull << 4)
+#define PTE_PS   (1ull << 7) /* a 2 MiB page, in a page-directory entry */
+#define PTE_NX   (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
-#define HUGE (2ul << 20)
+#define HUGE     (2ul << 20)
 
 extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[], __kernel_end[];
 extern char boot_stack_guard[];
@@ -68,10 +68,7 @@ static uint64_t *walk(uintptr_t va, int level)
 
 static void flush(uintptr_t va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
 
-static void map_page(uintptr_t va, uint64_t flags)
-{
-	*walk(va, 0) = (va & PTE_ADDR) | flags;
-}
+static void map_page(uintptr_t va, uint64_t flags) { *walk(va, 0) = (va & PTE_ADDR) | flags; }
 
 /* The registry of stacks and their guard pages, for reports. */
 struct guard {
@@ -84,7 +81,7 @@ static int nguards;
 static void guard_add(uintptr_t page, const char *name)
 {
 	kassert(nguards < (int)ARRAY_SIZE(guards));
-	guards[nguards++] = (struct guard){ page, name };
+	guards[nguards++] = (struct guard){page, name};
 	if (pml4)
 		paging_unmap_page(page);
 }

@@ -21,8 +21,8 @@
 
 static struct pci_dev devices[PCI_MAX_DEVICES];
 static int ndevices;
-static uint64_t ecam_base;		  /* 0: use the I/O ports */
-static uint64_t mem_next, mem_end;	  /* the window for unassigned memory BARs */
+static uint64_t ecam_base;                /* 0: use the I/O ports */
+static uint64_t mem_next, mem_end;        /* the window for unassigned memory BARs */
 static uint64_t io_next = 0xc000, io_end; /* the same for I/O BARs; io_end 0: none */
 
 /* ---- configuration space access ------------------------------------------ */
@@ -217,7 +217,7 @@ static void scan_bus(uint8_t bus, int depth)
 	for (uint8_t dev = 0; dev < 32; dev++) {
 		if (!present(bus, dev, 0))
 			continue;
-		struct pci_dev probe = { .bus = bus, .dev = dev };
+		struct pci_dev probe = {.bus = bus, .dev = dev};
 		bool multi = pci_read8(&probe, PCI_HEADER_TYPE) & 0x80;
 		add_function(bus, dev, 0, depth);
 		for (uint8_t fn = 1; multi && fn < 8; fn++)
@@ -280,11 +280,10 @@ static const char *class_name(const struct pci_dev *d)
 		uint8_t class, subclass;
 		const char *name;
 	} names[] = {
-		{ 0x01, 0x00, "SCSI" },		{ 0x01, 0x01, "IDE" },	      { 0x01, 0x06, "SATA" },
-		{ 0x01, 0x80, "storage" },	{ 0x02, 0x00, "Ethernet" },   { 0x03, 0x00, "VGA" },
-		{ 0x06, 0x00, "host bridge" }, { 0x06, 0x01, "ISA bridge" }, { 0x06, 0x04, "PCI bridge" },
-		{ 0x0c, 0x05, "SMBus" },	{ 0x00, 0xff, "other" },      { 0x05, 0x00, "RAM" },
-		{ 0xff, 0x00, "device" },	{ 0x10, 0x80, "crypto" },     { 0x0c, 0x03, "USB" },
+	    {0x01, 0x00, "SCSI"},       {0x01, 0x01, "IDE"},    {0x01, 0x06, "SATA"},        {0x01, 0x80, "storage"},
+	    {0x02, 0x00, "Ethernet"},   {0x03, 0x00, "VGA"},    {0x06, 0x00, "host bridge"}, {0x06, 0x01, "ISA bridge"},
+	    {0x06, 0x04, "PCI bridge"}, {0x0c, 0x05, "SMBus"},  {0x00, 0xff, "other"},       {0x05, 0x00, "RAM"},
+	    {0xff, 0x00, "device"},     {0x10, 0x80, "crypto"}, {0x0c, 0x03, "USB"},
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
 		if (names[i].class == d->class && names[i].subclass == d->subclass)
@@ -297,7 +296,6 @@ void pci_print(void)
 	for (int i = 0; i < ndevices; i++) {
 		const struct pci_dev *d = &devices[i];
 		klog("pci %02x:%02x.%x %04x:%04x %02x%02x %-11s %s%s%s", d->bus, d->dev, d->fn, d->vendor, d->device,
-		     d->class, d->subclass, class_name(d), d->driver ? d->driver : "-", d->note[0] ? " " : "",
-		     d->note);
+		     d->class, d->subclass, class_name(d), d->driver ? d->driver : "-", d->note[0] ? " " : "", d->note);
 	}
 }

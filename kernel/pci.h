@@ -10,22 +10,22 @@
 #define PCI_MAX_DEVICES 64
 
 /* Configuration-space registers (PCI Local Bus Specification 3.0, §6.1). */
-#define PCI_VENDOR_ID 0x00
-#define PCI_DEVICE_ID 0x02
-#define PCI_COMMAND 0x04
-#define PCI_STATUS 0x06
+#define PCI_VENDOR_ID      0x00
+#define PCI_DEVICE_ID      0x02
+#define PCI_COMMAND        0x04
+#define PCI_STATUS         0x06
 #define PCI_CLASS_REVISION 0x08
-#define PCI_HEADER_TYPE 0x0e
-#define PCI_BAR0 0x10
-#define PCI_SUBSYSTEM_ID 0x2e
-#define PCI_CAP_PTR 0x34
-#define PCI_SECONDARY_BUS 0x19 /* bridges (header type 1) */
+#define PCI_HEADER_TYPE    0x0e
+#define PCI_BAR0           0x10
+#define PCI_SUBSYSTEM_ID   0x2e
+#define PCI_CAP_PTR        0x34
+#define PCI_SECONDARY_BUS  0x19 /* bridges (header type 1) */
 
-#define PCI_COMMAND_IO 0x1
-#define PCI_COMMAND_MEMORY 0x2
-#define PCI_COMMAND_MASTER 0x4
+#define PCI_COMMAND_IO           0x1
+#define PCI_COMMAND_MEMORY       0x2
+#define PCI_COMMAND_MASTER       0x4
 #define PCI_COMMAND_INTX_DISABLE 0x400
-#define PCI_STATUS_CAP_LIST 0x10
+#define PCI_STATUS_CAP_LIST      0x10
 
 struct pci_bar {
 	uint64_t addr; /* bus address (== physical); 0 when unassigned */
@@ -41,7 +41,7 @@ struct pci_dev {
 	uint8_t class, subclass, prog_if, revision;
 	struct pci_bar bar[6];
 	const char *driver; /* set by the driver that took the device, for the boot listing */
-	char note[40];	    /* the driver's few words about it ("vda 64 MiB") */
+	char note[40];      /* the driver's few words about it ("vda 64 MiB") */
 };
 
 /* Finds every device; assigns BARs the firmware left unassigned. */

@@ -20,7 +20,7 @@
 extern char __kernel_start[], __kernel_end[];
 
 static uint64_t *bitmap;   /* bit i: page i is unavailable */
-static size_t npages;	   /* pages covered by the bitmap */
+static size_t npages;      /* pages covered by the bitmap */
 static size_t free_pages;  /* bits that are 0 */
 static size_t total_pages; /* usable pages at boot */
 static size_t search_hint; /* page index below which the last search ended */
@@ -71,7 +71,7 @@ void pmem_init(const struct boot_info *bi)
 	if (top == 0)
 		panic("memory map has no usable RAM");
 	npages = top / PAGE_SIZE;
-	static const char *const type_names[] = { "?", "usable", "reserved", "ACPI reclaim", "ACPI NVS", "bad" };
+	static const char *const type_names[] = {"?", "usable", "reserved", "ACPI reclaim", "ACPI NVS", "bad"};
 	for (uint32_t i = 0; i < bi->mem_count; i++)
 		kdebug("memory map: 0x%012lx-0x%012lx %s", bi->mem[i].addr, bi->mem[i].addr + bi->mem[i].len - 1,
 		       type_names[bi->mem[i].type < ARRAY_SIZE(type_names) ? bi->mem[i].type : 0]);

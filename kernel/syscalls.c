@@ -20,7 +20,7 @@
 #include "fd.h"
 #include "kernel.h"
 
-#define MAX_FDS 32
+#define MAX_FDS     32
 #define MAX_DEVICES 16
 
 struct open_file {
@@ -55,15 +55,15 @@ static ssize_t console_fd_write(void *ctx, const void *buf, size_t n, uint64_t o
 }
 
 static const struct fd_ops console_ops = {
-	.read = console_fd_read,
-	.write = console_fd_write,
-	.is_tty = true,
+    .read = console_fd_read,
+    .write = console_fd_write,
+    .is_tty = true,
 };
 
 void fd_init(void)
 {
 	for (int i = 0; i < 3; i++)
-		files[i] = (struct open_file){ .ops = &console_ops, .flags = i == 0 ? O_RDONLY : O_WRONLY };
+		files[i] = (struct open_file){.ops = &console_ops, .flags = i == 0 ? O_RDONLY : O_WRONLY};
 }
 
 int fd_register_device(const char *path, const struct fd_ops *ops, void *ctx)
@@ -113,7 +113,7 @@ int open(const char *path, int flags, ...)
 					return -1;
 				}
 			}
-			files[fd] = (struct open_file){ .ops = d->ops, .ctx = d->ctx, .flags = flags };
+			files[fd] = (struct open_file){.ops = d->ops, .ctx = d->ctx, .flags = flags};
 			return fd;
 		}
 	errno = EMFILE;
@@ -220,10 +220,10 @@ off_t lseek(int fd, off_t off, int whence)
 		errno = ESPIPE;
 		return -1;
 	}
-	int64_t base = whence == SEEK_SET ? 0
-		       : whence == SEEK_CUR ? (int64_t)f->offset
-		       : whence == SEEK_END && f->ops->size ? (int64_t)f->ops->size(f->ctx)
-							    : -1;
+	int64_t base = whence == SEEK_SET                   ? 0
+	               : whence == SEEK_CUR                 ? (int64_t)f->offset
+	               : whence == SEEK_END && f->ops->size ? (int64_t)f->ops->size(f->ctx)
+	                                                    : -1;
 	if (base < 0 || (off < 0 && -off > base)) {
 		errno = EINVAL;
 		return -1;
@@ -310,7 +310,7 @@ clock_t times(struct tms *t)
 {
 	clock_t ticks = (clock_t)(time_ns() / (1000000000ull / CLOCKS_PER_SEC));
 	if (t)
-		*t = (struct tms){ .tms_utime = ticks, .tms_stime = 0 };
+		*t = (struct tms){.tms_utime = ticks, .tms_stime = 0};
 	return ticks;
 }
 
@@ -348,7 +348,7 @@ int clock_getres(clockid_t clock, struct timespec *ts)
 		return -1;
 	}
 	if (ts)
-		*ts = (struct timespec){ 0, 1 };
+		*ts = (struct timespec){0, 1};
 	return 0;
 }
 
@@ -360,7 +360,7 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
 	}
 	time_sleep_ns((uint64_t)req->tv_sec * 1000000000ull + (uint64_t)req->tv_nsec);
 	if (rem)
-		*rem = (struct timespec){ 0, 0 };
+		*rem = (struct timespec){0, 0};
 	return 0;
 }
 
@@ -380,11 +380,11 @@ unsigned sleep(unsigned s)
 
 /* The arguments are not looked at: there is nothing to do with them. */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-#define NOSYS(proto)                                                                               \
-	proto                                                                                      \
-	{                                                                                          \
-		errno = ENOSYS;                                                                    \
-		return -1;                                                                         \
+#define NOSYS(proto)                                                                                                   \
+	proto                                                                                                          \
+	{                                                                                                              \
+		errno = ENOSYS;                                                                                        \
+		return -1;                                                                                             \
 	}
 NOSYS(int fork(void))
 NOSYS(int execve(const char *p, char *const a[], char *const e[]))

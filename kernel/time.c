@@ -18,20 +18,20 @@
 #include "io.h"
 #include "kernel.h"
 
-#define PIT_HZ 1193182ull
+#define PIT_HZ  1193182ull
 #define PIT_CH0 0x40
 #define PIT_CH2 0x42
 #define PIT_CMD 0x43
 #define PORT_61 0x61 /* bit 0: channel 2 gate, bit 1: speaker, bit 5: OUT2 */
 
-#define LAPIC_ID 0x020
-#define LAPIC_EOI 0x0b0
-#define LAPIC_SVR 0x0f0
-#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_ID         0x020
+#define LAPIC_EOI        0x0b0
+#define LAPIC_SVR        0x0f0
+#define LAPIC_LVT_TIMER  0x320
 #define LAPIC_TIMER_INIT 0x380
-#define LAPIC_TIMER_CUR 0x390
-#define LAPIC_TIMER_DIV 0x3e0
-#define MSR_APIC_BASE 0x1b
+#define LAPIC_TIMER_CUR  0x390
+#define LAPIC_TIMER_DIV  0x3e0
+#define MSR_APIC_BASE    0x1b
 
 static uint64_t tsc_hz;
 static uint64_t tsc_mult; /* ns = ticks * tsc_mult >> 32 (up to ~4 GHz) */
@@ -62,8 +62,8 @@ static void lapic_start(void)
 	wrmsr(MSR_APIC_BASE, base | (1 << 11)); /* globally enabled */
 	lapic = (volatile uint32_t *)(uintptr_t)(base & ~0xfffull);
 	lapic_write(LAPIC_SVR, 0x100 | SPURIOUS_VECTOR); /* software enable */
-	lapic_write(LAPIC_TIMER_DIV, 0xb);		  /* divide by 1 */
-	lapic_write(LAPIC_LVT_TIMER, 1 << 16);		  /* masked while measuring */
+	lapic_write(LAPIC_TIMER_DIV, 0xb);               /* divide by 1 */
+	lapic_write(LAPIC_LVT_TIMER, 1 << 16);           /* masked while measuring */
 	lapic_write(LAPIC_TIMER_INIT, 0xffffffff);
 }
 
@@ -167,8 +167,7 @@ void time_init(void)
 	if ((ticks = cal_pit(&lapic_ticks)) != 0) {
 		set_rate(ticks * PIT_HZ / CAL_TICKS, "PIT channel 2");
 		lapic_hz = (uint64_t)lapic_ticks * PIT_HZ / CAL_TICKS;
-	}
-	else {
+	} else {
 		uint32_t r[4];
 		cpuid(0, 0, r);
 		uint32_t max = r[0];
@@ -226,7 +225,7 @@ static void ioapic_mask_all(void)
 		return; /* no IOAPIC here */
 	unsigned entries = ((ver >> 16) & 0xff) + 1;
 	for (unsigned i = 0; i < entries; i++) {
-		io[0] = 0x10 + 2 * i; /* low half of redirection entry i */
+		io[0] = 0x10 + 2 * i;       /* low half of redirection entry i */
 		io[4] = io[4] | (1u << 16); /* mask */
 	}
 }

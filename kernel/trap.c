@@ -20,26 +20,26 @@ struct trap_frame {
 };
 
 static const char *const exception_names[32] = {
-	[0] = "#DE divide error",
-	[1] = "#DB debug",
-	[2] = "NMI",
-	[3] = "#BP breakpoint",
-	[4] = "#OF overflow",
-	[5] = "#BR bound range",
-	[6] = "#UD invalid opcode",
-	[7] = "#NM device not available",
-	[8] = "#DF double fault",
-	[10] = "#TS invalid TSS",
-	[11] = "#NP segment not present",
-	[12] = "#SS stack fault",
-	[13] = "#GP general protection",
-	[14] = "#PF page fault",
-	[16] = "#MF x87 floating-point error",
-	[17] = "#AC alignment check",
-	[18] = "#MC machine check",
-	[19] = "#XM SIMD floating-point error",
-	[20] = "#VE virtualization exception",
-	[21] = "#CP control protection",
+    [0] = "#DE divide error",
+    [1] = "#DB debug",
+    [2] = "NMI",
+    [3] = "#BP breakpoint",
+    [4] = "#OF overflow",
+    [5] = "#BR bound range",
+    [6] = "#UD invalid opcode",
+    [7] = "#NM device not available",
+    [8] = "#DF double fault",
+    [10] = "#TS invalid TSS",
+    [11] = "#NP segment not present",
+    [12] = "#SS stack fault",
+    [13] = "#GP general protection",
+    [14] = "#PF page fault",
+    [16] = "#MF x87 floating-point error",
+    [17] = "#AC alignment check",
+    [18] = "#MC machine check",
+    [19] = "#XM SIMD floating-point error",
+    [20] = "#VE virtualization exception",
+    [21] = "#CP control protection",
 };
 
 /* Set while a report is being printed: a fault inside the report (a bad
@@ -90,8 +90,8 @@ static void page_fault_detail(const struct trap_frame *f)
 	/* Error code bits: 0 page present, 1 write, 4 instruction fetch. */
 	const char *access = f->error & 16 ? "instruction fetch" : f->error & 2 ? "write" : "read";
 	kprintf("CR2 0x%016lx: %s %s%s\n", cr2, access,
-		f->error & 1 ? "not allowed on this page (it is mapped)" : "of an unmapped page",
-		cr2 < PAGE_SIZE ? " (NULL pointer dereference)" : "");
+	        f->error & 1 ? "not allowed on this page (it is mapped)" : "of an unmapped page",
+	        cr2 < PAGE_SIZE ? " (NULL pointer dereference)" : "");
 	if (stack)
 		kprintf("CR2 is in the guard page of the %s: stack overflow\n", stack);
 }
@@ -138,8 +138,8 @@ static _Noreturn void exception_report(const struct trap_frame *f)
 	kprintf("RSI %016lx RDI %016lx RBP %016lx RSP %016lx\n", f->rsi, f->rdi, f->rbp, f->rsp);
 	kprintf("R8  %016lx R9  %016lx R10 %016lx R11 %016lx\n", f->r8, f->r9, f->r10, f->r11);
 	kprintf("R12 %016lx R13 %016lx R14 %016lx R15 %016lx\n", f->r12, f->r13, f->r14, f->r15);
-	kprintf("RFLAGS %016lx CS %04lx SS %04lx CR0 %08lx CR3 %08lx CR4 %08lx\n", f->rflags, f->cs, f->ss,
-		read_cr0(), read_cr3(), read_cr4());
+	kprintf("RFLAGS %016lx CS %04lx SS %04lx CR0 %08lx CR3 %08lx CR4 %08lx\n", f->rflags, f->cs, f->ss, read_cr0(),
+	        read_cr3(), read_cr4());
 	/* The faulting function itself, then its callers. */
 	kprintf("Backtrace:\n");
 	print_addr("  #0  ", f->rip);

@@ -154,11 +154,11 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc;) {
 		const char *cmd = argv[i];
 		/* How many operands each command takes. */
-		int want = !strcmp(cmd, "info") ? 0
-			   : !strcmp(cmd, "flush") || !strcmp(cmd, "id") || !strcmp(cmd, "sleep") ? 1
-			   : !strcmp(cmd, "sha256") || !strcmp(cmd, "zero") || !strcmp(cmd, "discard") ? 3
-			   : !strcmp(cmd, "fill") ? 4
-										       : -1;
+		int want = !strcmp(cmd, "info")                                                        ? 0
+		           : !strcmp(cmd, "flush") || !strcmp(cmd, "id") || !strcmp(cmd, "sleep")      ? 1
+		           : !strcmp(cmd, "sha256") || !strcmp(cmd, "zero") || !strcmp(cmd, "discard") ? 3
+		           : !strcmp(cmd, "fill")                                                      ? 4
+		                                                                                       : -1;
 		if (want < 0) {
 			printf("error: unknown command '%s' (see apps/blktool/main.c)\n", cmd);
 			return 2;
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 		/* Operands: a disk name first (except for info and sleep), then numbers. */
 		bool has_disk = strcmp(cmd, "info") && strcmp(cmd, "sleep");
 		int disk = -1;
-		unsigned long long n[3] = { 0, 0, 0 };
+		unsigned long long n[3] = {0, 0, 0};
 		if (has_disk && (disk = disk_of(a[0])) < 0) {
 			printf("error: %s: no disk '%s' (%d attached)\n", cmd, a[0], blk_count());
 			return 1;

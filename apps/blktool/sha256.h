@@ -9,9 +9,9 @@
 
 struct sha256 {
 	uint32_t h[8];
-	uint64_t bytes;	  /* message length so far */
+	uint64_t bytes; /* message length so far */
 	uint8_t block[64];
-	size_t fill;	  /* bytes waiting in block[] */
+	size_t fill; /* bytes waiting in block[] */
 };
 
 void sha256_init(struct sha256 *s);

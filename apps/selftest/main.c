@@ -55,7 +55,7 @@ __attribute__((noinline)) static void fault_canary(const char *src)
 	__asm__ volatile("" ::"r"(buf) : "memory");
 }
 
-static unsigned char data_page[16] = { 0xc3 }; /* "ret", but in a non-executable page */
+static unsigned char data_page[16] = {0xc3}; /* "ret", but in a non-executable page */
 
 __attribute__((noinline)) static void fault_exec(void)
 {

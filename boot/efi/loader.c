@@ -34,48 +34,48 @@
 
 #include "../bootinfo.h"
 
-#define KERNEL_PATH L"\\ringlet\\kernel.elf"
-#define CMDLINE_PATH L"\\ringlet\\cmdline.txt"
-#define STACK_SIZE (64 * 1024)
-#define PAGE_SIZE 4096ULL
-#define GIB (1ULL << 30)
+#define KERNEL_PATH       L"\\ringlet\\kernel.elf"
+#define CMDLINE_PATH      L"\\ringlet\\cmdline.txt"
+#define STACK_SIZE        (64 * 1024)
+#define PAGE_SIZE         4096ULL
+#define GIB               (1ULL << 30)
 #define FAIL_WAIT_SECONDS 10
-#define EBS_TRIES 8
-#define MAX_HELD 16 /* page ranges kept out of USABLE */
+#define EBS_TRIES         8
+#define MAX_HELD          16 /* page ranges kept out of USABLE */
 
 /* ELF64, only what we check (System V gABI; x86-64 psABI). */
-#define EI_NIDENT 16
-#define ELFCLASS64 2
+#define EI_NIDENT   16
+#define ELFCLASS64  2
 #define ELFDATA2LSB 1
-#define ET_EXEC 2
-#define EM_X86_64 62
-#define PT_LOAD 1
+#define ET_EXEC     2
+#define EM_X86_64   62
+#define PT_LOAD     1
 
 typedef struct {
 	UINT8 e_ident[EI_NIDENT]; /* "\177ELF", class, data, version, ... */
-	UINT16 e_type;		  /* ET_EXEC: linked at fixed addresses */
-	UINT16 e_machine;	  /* EM_X86_64 */
+	UINT16 e_type;            /* ET_EXEC: linked at fixed addresses */
+	UINT16 e_machine;         /* EM_X86_64 */
 	UINT32 e_version;
-	UINT64 e_entry;		  /* _start64 */
-	UINT64 e_phoff;		  /* program headers: file offset */
+	UINT64 e_entry; /* _start64 */
+	UINT64 e_phoff; /* program headers: file offset */
 	UINT64 e_shoff;
 	UINT32 e_flags;
 	UINT16 e_ehsize;
 	UINT16 e_phentsize; /* size of one program header */
-	UINT16 e_phnum;	    /* number of program headers */
+	UINT16 e_phnum;     /* number of program headers */
 	UINT16 e_shentsize;
 	UINT16 e_shnum;
 	UINT16 e_shstrndx;
 } Elf64_Ehdr;
 
 typedef struct {
-	UINT32 p_type;	 /* PT_LOAD for the segments we copy */
+	UINT32 p_type; /* PT_LOAD for the segments we copy */
 	UINT32 p_flags;
 	UINT64 p_offset; /* where the bytes are in the file */
 	UINT64 p_vaddr;
-	UINT64 p_paddr;	 /* where they go in memory (= p_vaddr for us) */
+	UINT64 p_paddr;  /* where they go in memory (= p_vaddr for us) */
 	UINT64 p_filesz; /* bytes to copy */
-	UINT64 p_memsz;	 /* bytes to occupy; the rest after p_filesz is zeroed */
+	UINT64 p_memsz;  /* bytes to occupy; the rest after p_filesz is zeroed */
 	UINT64 p_align;
 } Elf64_Phdr;
 
@@ -112,8 +112,8 @@ struct handoff {
 
 static struct handoff *handoff;
 
-void efi_enter_kernel(UINT64 cr3, const struct gdtr *gdtr, UINT64 stack_top,
-		      UINT64 boot_info, UINT64 entry) __attribute__((noreturn));
+void efi_enter_kernel(UINT64 cr3, const struct gdtr *gdtr, UINT64 stack_top, UINT64 boot_info, UINT64 entry)
+    __attribute__((noreturn));
 
 /*
  * Leave for the kernel: interrupts off, our GDT (0x08 code, 0x10 data), an
@@ -123,31 +123,31 @@ void efi_enter_kernel(UINT64 cr3, const struct gdtr *gdtr, UINT64 stack_top,
  * Runs from the loader's own code, which the new identity map also covers.
  */
 __asm__(".text\n"
-	".globl efi_enter_kernel\n"
-	"efi_enter_kernel:\n"
-	"	cli\n"
-	"	lgdt (%rsi)\n"
-	"	lidt efi_null_idtr(%rip)\n"
-	"	mov %rdi, %cr3\n"
-	"	mov %rdx, %rsp\n"
-	"	pushq $0x08\n"
-	"	lea 1f(%rip), %rax\n"
-	"	pushq %rax\n"
-	"	lretq\n"
-	"1:	mov $0x10, %eax\n"
-	"	mov %eax, %ds\n"
-	"	mov %eax, %es\n"
-	"	mov %eax, %ss\n"
-	"	mov %eax, %fs\n"
-	"	mov %eax, %gs\n"
-	"	mov %rcx, %rdi\n"
-	"	xor %ebp, %ebp\n"
-	"	pushq $0\n"
-	"	jmp *%r8\n"
-	".data\n"
-	".balign 16\n"
-	"efi_null_idtr: .quad 0, 0\n"
-	".text\n");
+        ".globl efi_enter_kernel\n"
+        "efi_enter_kernel:\n"
+        "	cli\n"
+        "	lgdt (%rsi)\n"
+        "	lidt efi_null_idtr(%rip)\n"
+        "	mov %rdi, %cr3\n"
+        "	mov %rdx, %rsp\n"
+        "	pushq $0x08\n"
+        "	lea 1f(%rip), %rax\n"
+        "	pushq %rax\n"
+        "	lretq\n"
+        "1:	mov $0x10, %eax\n"
+        "	mov %eax, %ds\n"
+        "	mov %eax, %es\n"
+        "	mov %eax, %ss\n"
+        "	mov %eax, %fs\n"
+        "	mov %eax, %gs\n"
+        "	mov %rcx, %rdi\n"
+        "	xor %ebp, %ebp\n"
+        "	pushq $0\n"
+        "	jmp *%r8\n"
+        ".data\n"
+        ".balign 16\n"
+        "efi_null_idtr: .quad 0, 0\n"
+        ".text\n");
 
 static UINT64 page_down(UINT64 a) { return a & ~(PAGE_SIZE - 1); }
 static UINT64 page_up(UINT64 a) { return (a + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
@@ -161,8 +161,7 @@ static UINT64 page_up(UINT64 a) { return (a + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 static EFI_STATUS fail(EFI_STATUS status)
 {
 	Print(L"ringlet-efi: boot failed (%r)\n", status);
-	Print(L"ringlet-efi: press a key to return to the firmware; powering off in %d s\n",
-	      FAIL_WAIT_SECONDS);
+	Print(L"ringlet-efi: press a key to return to the firmware; powering off in %d s\n", FAIL_WAIT_SECONDS);
 	if (WaitForSingleEvent(ST->ConIn->WaitForKey, FAIL_WAIT_SECONDS * 10000000ULL) == EFI_TIMEOUT)
 		uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, status, 0, NULL);
 	return status;
@@ -179,8 +178,7 @@ static void hold(UINT64 start, UINT64 end)
 static EFI_STATUS alloc_below_4g(UINTN pages, UINT64 *addr)
 {
 	EFI_PHYSICAL_ADDRESS a = 0xffffffffULL;
-	EFI_STATUS st = uefi_call_wrapper(BS->AllocatePages, 4, AllocateMaxAddress,
-					  EfiLoaderData, pages, &a);
+	EFI_STATUS st = uefi_call_wrapper(BS->AllocatePages, 4, AllocateMaxAddress, EfiLoaderData, pages, &a);
 	if (!EFI_ERROR(st)) {
 		*addr = a;
 		hold(a, a + pages * PAGE_SIZE);
@@ -263,8 +261,8 @@ static UINTN options_text(EFI_LOADED_IMAGE *li, UINT8 *out, UINTN max)
 	UINTN e = w;
 	while (e < n && !is_space(s[e]))
 		e++;
-	if (e - w >= 4 && s[e - 4] == '.' && (s[e - 3] | 0x20) == 'e' &&
-	    (s[e - 2] | 0x20) == 'f' && (s[e - 1] | 0x20) == 'i')
+	if (e - w >= 4 && s[e - 4] == '.' && (s[e - 3] | 0x20) == 'e' && (s[e - 2] | 0x20) == 'f' &&
+	    (s[e - 1] | 0x20) == 'i')
 		w = e;
 	for (UINTN i = w; i < n && len < max; i++)
 		out[len++] = (UINT8)s[i];
@@ -276,10 +274,9 @@ static BOOLEAN elf_check(const UINT8 *file, UINTN size)
 {
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
 
-	if (size < sizeof(*eh) || eh->e_ident[0] != 0x7f || eh->e_ident[1] != 'E' ||
-	    eh->e_ident[2] != 'L' || eh->e_ident[3] != 'F') {
-		Print(L"ringlet-efi: %s is not an ELF file (bad magic or too short: %d bytes)\n",
-		      KERNEL_PATH, size);
+	if (size < sizeof(*eh) || eh->e_ident[0] != 0x7f || eh->e_ident[1] != 'E' || eh->e_ident[2] != 'L' ||
+	    eh->e_ident[3] != 'F') {
+		Print(L"ringlet-efi: %s is not an ELF file (bad magic or too short: %d bytes)\n", KERNEL_PATH, size);
 		return FALSE;
 	}
 	if (eh->e_ident[4] != ELFCLASS64 || eh->e_ident[5] != ELFDATA2LSB) {
@@ -287,8 +284,8 @@ static BOOLEAN elf_check(const UINT8 *file, UINTN size)
 		return FALSE;
 	}
 	if (eh->e_machine != EM_X86_64 || eh->e_type != ET_EXEC) {
-		Print(L"ringlet-efi: %s is not an x86-64 executable (machine %d, type %d)\n",
-		      KERNEL_PATH, eh->e_machine, eh->e_type);
+		Print(L"ringlet-efi: %s is not an x86-64 executable (machine %d, type %d)\n", KERNEL_PATH,
+		      eh->e_machine, eh->e_type);
 		return FALSE;
 	}
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 || eh->e_phoff > size ||
@@ -312,8 +309,7 @@ static BOOLEAN elf_check(const UINT8 *file, UINTN size)
 			return FALSE;
 		}
 		if (p->p_paddr + p->p_memsz < p->p_paddr || p->p_paddr + p->p_memsz > 512 * GIB) {
-			Print(L"ringlet-efi: %s: segment %d at 0x%lx is out of range\n",
-			      KERNEL_PATH, i, p->p_paddr);
+			Print(L"ringlet-efi: %s: segment %d at 0x%lx is out of range\n", KERNEL_PATH, i, p->p_paddr);
 			return FALSE;
 		}
 		if (eh->e_entry >= p->p_paddr && eh->e_entry < p->p_paddr + p->p_memsz)
@@ -321,13 +317,11 @@ static BOOLEAN elf_check(const UINT8 *file, UINTN size)
 		loads++;
 	}
 	if (loads == 0 || loads > MAX_HELD - 4) {
-		Print(L"ringlet-efi: %s has %d loadable segments (want 1 to %d)\n", KERNEL_PATH,
-		      loads, MAX_HELD - 4);
+		Print(L"ringlet-efi: %s has %d loadable segments (want 1 to %d)\n", KERNEL_PATH, loads, MAX_HELD - 4);
 		return FALSE;
 	}
 	if (!entry_ok) {
-		Print(L"ringlet-efi: %s: entry point 0x%lx is not in a loaded segment\n",
-		      KERNEL_PATH, eh->e_entry);
+		Print(L"ringlet-efi: %s: entry point 0x%lx is not in a loaded segment\n", KERNEL_PATH, eh->e_entry);
 		return FALSE;
 	}
 	return TRUE;
@@ -336,10 +330,10 @@ static BOOLEAN elf_check(const UINT8 *file, UINTN size)
 static const CHAR16 *mem_type_name(UINT32 t)
 {
 	static const CHAR16 *names[] = {
-		L"reserved",	 L"loader code",  L"loader data",   L"boot services code",
-		L"boot services data", L"runtime code", L"runtime data", L"free",
-		L"unusable",	 L"ACPI reclaim", L"ACPI NVS",	    L"MMIO",
-		L"MMIO port space", L"PAL code",  L"persistent",    L"unaccepted",
+	    L"reserved",           L"loader code",  L"loader data",  L"boot services code",
+	    L"boot services data", L"runtime code", L"runtime data", L"free",
+	    L"unusable",           L"ACPI reclaim", L"ACPI NVS",     L"MMIO",
+	    L"MMIO port space",    L"PAL code",     L"persistent",   L"unaccepted",
 	};
 	return t < sizeof(names) / sizeof(names[0]) ? names[t] : L"OEM/OS-specific";
 }
@@ -376,7 +370,7 @@ static EFI_STATUS load_kernel(const UINT8 *file)
 	for (UINTN i = 0; i < eh->e_phnum; i++) {
 		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
 			continue;
-		struct range x = { page_down(ph[i].p_paddr), page_up(ph[i].p_paddr + ph[i].p_memsz) };
+		struct range x = {page_down(ph[i].p_paddr), page_up(ph[i].p_paddr + ph[i].p_memsz)};
 		/* Insert sorted, then merge overlapping or touching neighbours. */
 		UINTN j = nr++;
 		while (j > 0 && r[j - 1].start > x.start) {
@@ -399,10 +393,9 @@ static EFI_STATUS load_kernel(const UINT8 *file)
 	for (UINTN i = 0; i < nr; i++) {
 		EFI_PHYSICAL_ADDRESS a = r[i].start;
 		EFI_STATUS st = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAddress, EfiLoaderData,
-						  (r[i].end - r[i].start) / PAGE_SIZE, &a);
+		                                  (r[i].end - r[i].start) / PAGE_SIZE, &a);
 		if (EFI_ERROR(st)) {
-			Print(L"ringlet-efi: cannot place the kernel at 0x%lx-0x%lx: %r\n", r[i].start,
-			      r[i].end, st);
+			Print(L"ringlet-efi: cannot place the kernel at 0x%lx-0x%lx: %r\n", r[i].start, r[i].end, st);
 			explain_address(r[i].start);
 			return st;
 		}
@@ -425,7 +418,7 @@ static EFI_STATUS load_kernel(const UINT8 *file)
 static UINT64 find_rsdp(void)
 {
 	EFI_GUID acpi20 = ACPI_20_TABLE_GUID, acpi10 = ACPI_TABLE_GUID;
-	EFI_GUID *want[] = { &acpi20, &acpi10 };
+	EFI_GUID *want[] = {&acpi20, &acpi10};
 
 	for (UINTN w = 0; w < 2; w++)
 		for (UINTN i = 0; i < ST->NumberOfTableEntries; i++)
@@ -483,15 +476,14 @@ static BOOLEAN emit(struct boot_info *bi, UINT64 start, UINT64 end, UINT32 type)
  * not allocate: it runs between GetMemoryMap and ExitBootServices.
  * Returns FALSE if entries had to be dropped (more than BOOT_MEM_MAX).
  */
-static BOOLEAN build_mem_map(struct boot_info *bi, UINT8 *map, UINTN n, UINTN dsize,
-			     struct mem_range *tmp)
+static BOOLEAN build_mem_map(struct boot_info *bi, UINT8 *map, UINTN n, UINTN dsize, struct mem_range *tmp)
 {
 	BOOLEAN complete = TRUE;
 
 	for (UINTN i = 0; i < n; i++) {
 		EFI_MEMORY_DESCRIPTOR *d = (void *)(map + i * dsize);
-		struct mem_range x = { d->PhysicalStart, d->PhysicalStart + d->NumberOfPages * PAGE_SIZE,
-				       convert_type(d->Type) };
+		struct mem_range x = {d->PhysicalStart, d->PhysicalStart + d->NumberOfPages * PAGE_SIZE,
+		                      convert_type(d->Type)};
 		UINTN j = i;
 		while (j > 0 && tmp[j - 1].start > x.start) {
 			tmp[j] = tmp[j - 1];
@@ -681,8 +673,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		return fail(EFI_OUT_OF_RESOURCES);
 
 	map_size = cap * dsize;
-	st = uefi_call_wrapper(BS->GetMemoryMap, 5, &map_size, (EFI_MEMORY_DESCRIPTOR *)map, &key,
-			       &dsize, &dver);
+	st = uefi_call_wrapper(BS->GetMemoryMap, 5, &map_size, (EFI_MEMORY_DESCRIPTOR *)map, &key, &dsize, &dver);
 	if (EFI_ERROR(st)) {
 		Print(L"ringlet-efi: cannot get the memory map: %r\n", st);
 		return fail(st);
@@ -691,8 +682,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		Print(L"ringlet-efi: warning: memory map has more than %d entries; "
 		      L"the rest is left out\n",
 		      BOOT_MEM_MAX);
-	Print(L"ringlet-efi: kernel 0x%lx-0x%lx, cmdline \"%a\" (from %s), entering\n", kernel_lo,
-	      kernel_hi, bi->cmdline, cmdline_from);
+	Print(L"ringlet-efi: kernel 0x%lx-0x%lx, cmdline \"%a\" (from %s), entering\n", kernel_lo, kernel_hi,
+	      bi->cmdline, cmdline_from);
 
 	/*
 	 * UEFI 2.10 §7.4.6: if the map key is stale, ExitBootServices fails
@@ -701,8 +692,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	 */
 	for (UINTN tries = 0; tries < EBS_TRIES; tries++) {
 		map_size = cap * dsize;
-		st = uefi_call_wrapper(BS->GetMemoryMap, 5, &map_size, (EFI_MEMORY_DESCRIPTOR *)map,
-				       &key, &dsize, &dver);
+		st = uefi_call_wrapper(BS->GetMemoryMap, 5, &map_size, (EFI_MEMORY_DESCRIPTOR *)map, &key, &dsize,
+		                       &dver);
 		if (EFI_ERROR(st))
 			break;
 		build_mem_map(bi, map, map_size / dsize, dsize, tmp);

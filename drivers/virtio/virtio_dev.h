@@ -22,15 +22,15 @@
 struct pci_dev;
 
 /* Device types (§5): the modern PCI device ID is 0x1040 + type. */
-#define VIRTIO_ID_NET 1
-#define VIRTIO_ID_BLOCK 2
-#define VIRTIO_ID_RNG 4
+#define VIRTIO_ID_NET     1
+#define VIRTIO_ID_BLOCK   2
+#define VIRTIO_ID_RNG     4
 #define VIRTIO_ID_BALLOON 5
 
 struct virtio_dev {
 	const char *name; /* for log lines: "virtio-blk" */
 	struct pci_dev *pci;
-	bool modern;	  /* virtio 1.0+ registers; else the legacy I/O BAR */
+	bool modern;       /* virtio 1.0+ registers; else the legacy I/O BAR */
 	uint64_t features; /* negotiated */
 
 	/* Modern: the structures the capabilities point at (§4.1.4). */

@@ -78,8 +78,8 @@ int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci, const char *nam
 	} else if (pci->bar[0].io && pci->bar[0].addr) {
 		vd->io = (uint16_t)pci->bar[0].addr;
 	} else {
-		klog("%s %02x:%02x.%x: neither modern capabilities nor a legacy I/O BAR", name, pci->bus,
-		     pci->dev, pci->fn);
+		klog("%s %02x:%02x.%x: neither modern capabilities nor a legacy I/O BAR", name, pci->bus, pci->dev,
+		     pci->fn);
 		return -ENODEV;
 	}
 	virtio_reset(vd);
@@ -226,7 +226,7 @@ int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, ui
 
 	if (vd->modern) {
 		volatile uint8_t *doorbell =
-			vd->notify_base + (uint32_t)mmio_read16(&vd->common->queue_notify_off) * vd->notify_mult;
+		    vd->notify_base + (uint32_t)mmio_read16(&vd->common->queue_notify_off) * vd->notify_mult;
 		int err = virtq_init(q, index, size, ring, event_idx, notify_modern, (void *)doorbell);
 		if (err)
 			return err;
@@ -237,10 +237,11 @@ int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, ui
 		mmio_write16(&vd->common->queue_enable, 1);
 	} else {
 		int err = virtq_init(q, index, size, ring, event_idx, notify_legacy,
-				     (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY));
+		                     (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY));
 		if (err)
 			return err;
-		outl(vd->io + VIRTIO_PCI_LEGACY_QUEUE_PFN, (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
+		outl(vd->io + VIRTIO_PCI_LEGACY_QUEUE_PFN,
+		     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
 	}
 	return 0;
 }
@@ -258,7 +259,9 @@ static void config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint3
 	for (uint32_t i = 0; i < len;) {
 		uint32_t o = off + i, v, w = (len - i >= 4 && o % 4 == 0) ? 4 : (len - i >= 2 && o % 2 == 0) ? 2 : 1;
 		if (vd->modern)
-			v = w == 4 ? mmio_read32(vd->devcfg + o) : w == 2 ? mmio_read16(vd->devcfg + o) : mmio_read8(vd->devcfg + o);
+			v = w == 4   ? mmio_read32(vd->devcfg + o)
+			    : w == 2 ? mmio_read16(vd->devcfg + o)
+			             : mmio_read8(vd->devcfg + o);
 		else {
 			/* MSI-X is never enabled, so the config starts at 0x14. */
 			uint16_t port = vd->io + VIRTIO_PCI_LEGACY_CONFIG + o;

@@ -35,26 +35,26 @@ enum blk_op {
 };
 
 struct blk_info {
-	char name[8];		/* "vda" */
-	uint64_t size;		/* bytes */
-	uint32_t block_size;	/* bytes; offsets and lengths are multiples */
+	char name[8];        /* "vda" */
+	uint64_t size;       /* bytes */
+	uint32_t block_size; /* bytes; offsets and lengths are multiples */
 	bool read_only;
-	bool flush;		/* the device has a write cache that flush empties */
+	bool flush; /* the device has a write cache that flush empties */
 	bool discard;
 	bool write_zeroes;
-	uint32_t max_transfer;	/* the most bytes one read/write request may carry */
-	uint16_t queue_size;	/* requests that can be in flight at once (at least) */
-	uint64_t features;	/* the virtio feature bits negotiated */
-	bool modern;		/* virtio 1.0 transport, else legacy */
+	uint32_t max_transfer; /* the most bytes one read/write request may carry */
+	uint16_t queue_size;   /* requests that can be in flight at once (at least) */
+	uint64_t features;     /* the virtio feature bits negotiated */
+	bool modern;           /* virtio 1.0 transport, else legacy */
 };
 
 struct blk_request {
 	enum blk_op op;
 	uint64_t offset; /* bytes */
-	void *buf;	 /* BLK_READ, BLK_WRITE, BLK_GET_ID */
-	uint32_t len;	 /* bytes (BLK_DISCARD, BLK_WRITE_ZEROES: the range) */
-	void *user;	 /* the caller's, untouched */
-	int status;	 /* on completion: 0 or a negative errno */
+	void *buf;       /* BLK_READ, BLK_WRITE, BLK_GET_ID */
+	uint32_t len;    /* bytes (BLK_DISCARD, BLK_WRITE_ZEROES: the range) */
+	void *user;      /* the caller's, untouched */
+	int status;      /* on completion: 0 or a negative errno */
 	/* private to the kernel */
 	void *priv;
 };

@@ -25,11 +25,11 @@ static void digest(const void *p, size_t n, char out[65])
 	hex(d, out);
 }
 
-#define CHECK_HASH(got, want)                                                                      \
-	do {                                                                                       \
-		CHECK(strcmp(got, want) == 0);                                                     \
-		if (strcmp(got, want) != 0)                                                        \
-			fprintf(stderr, "  got  %s\n  want %s\n", got, want);                      \
+#define CHECK_HASH(got, want)                                                                                          \
+	do {                                                                                                           \
+		CHECK(strcmp(got, want) == 0);                                                                         \
+		if (strcmp(got, want) != 0)                                                                            \
+			fprintf(stderr, "  got  %s\n  want %s\n", got, want);                                          \
 	} while (0)
 
 static char million[1000000];
