@@ -88,21 +88,41 @@ common32:
 	/* %esi = source, %ebx = info pointer; both survive to 64-bit code. */
 	movl $boot_stack_top, %esp
 
-	/* PML4[0] -> PDPT; PDPT[0..3] -> four page directories of 2 MiB pages. */
+	/* PML4[0] -> PDPT. */
 	movl $boot_pdpt, %eax
 	orl $(PTE_P | PTE_W), %eax
 	movl %eax, boot_pml4
 
+	/* With 1 GiB pages (CPUID 0x80000001 EDX bit 26) four PDPT entries map
+	 * the first 4 GiB; without, four page directories of 2 MiB pages do. */
+	movl %ebx, %edi		/* cpuid clobbers %ebx, which holds the info pointer */
+	movl $0x80000000, %eax
+	cpuid
+	cmpl $0x80000001, %eax
+	jb 3f
+	movl $0x80000001, %eax
+	cpuid
+	btl $26, %edx
+	jnc 3f
 	xorl %ecx, %ecx
 1:	movl %ecx, %eax
+	shll $30, %eax
+	orl $(PTE_P | PTE_W | PTE_PS), %eax
+	movl %eax, boot_pdpt(, %ecx, 8)
+	incl %ecx
+	cmpl $4, %ecx
+	jne 1b
+	jmp 5f
+
+3:	xorl %ecx, %ecx
+4:	movl %ecx, %eax
 	shll $12, %eax
 	addl $boot_pd, %eax
 	orl $(PTE_P | PTE_W), %eax
 	movl %eax, boot_pdpt(, %ecx, 8)
 	incl %ecx
 	cmpl $4, %ecx
-	jne 1b
-
+	jne 4b
 	/* 2048 entries, entry i maps i * 2 MiB. */
 	xorl %ecx, %ecx
 2:	movl %ecx, %eax
@@ -113,6 +133,7 @@ common32:
 	incl %ecx
 	cmpl $2048, %ecx
 	jne 2b
+5:	movl %edi, %ebx
 
 	/* Long mode: PAE on, CR3, EFER.LME (+NXE for later), then paging. */
 	movl %cr4, %eax
@@ -144,10 +165,10 @@ long_mode:
 	xorl %ebp, %ebp		/* ends the frame-pointer chain for backtraces */
 	movl %ebx, %edi		/* info pointer */
 	cmpl $BOOT_SOURCE_PVH, %esi
-	jne 3f
+	jne 6f
 	call boot_from_pvh
 	jmp halt
-3:	call boot_from_multiboot2
+6:	call boot_from_multiboot2
 	jmp halt
 
 /* ---- 64-bit entry from the UEFI loader -------------------------------- */
