@@ -8,6 +8,7 @@
  * What Ringlet cannot do (fork, exec, links, ...) fails with ENOSYS.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
@@ -135,13 +136,15 @@ int close(int fd)
 	return 0;
 }
 
-static ssize_t do_read(struct open_file *f, void *buf, size_t n, uint64_t off)
+/* read() and write() differ only in direction; so do pread() and pwrite(). */
+static ssize_t do_io(struct open_file *f, bool write, void *buf, size_t n, uint64_t off)
 {
-	if ((f->flags & O_ACCMODE) == O_WRONLY || !f->ops->read) {
+	int refused = write ? O_RDONLY : O_WRONLY;
+	if ((f->flags & O_ACCMODE) == refused || (write ? !f->ops->write : !f->ops->read)) {
 		errno = EBADF;
 		return -1;
 	}
-	ssize_t r = f->ops->read(f->ctx, buf, n, off);
+	ssize_t r = write ? f->ops->write(f->ctx, buf, n, off) : f->ops->read(f->ctx, buf, n, off);
 	if (r < 0) {
 		errno = (int)-r;
 		return -1;
@@ -149,45 +152,20 @@ static ssize_t do_read(struct open_file *f, void *buf, size_t n, uint64_t off)
 	return r;
 }
 
-static ssize_t do_write(struct open_file *f, const void *buf, size_t n, uint64_t off)
-{
-	if ((f->flags & O_ACCMODE) == O_RDONLY || !f->ops->write) {
-		errno = EBADF;
-		return -1;
-	}
-	ssize_t r = f->ops->write(f->ctx, buf, n, off);
-	if (r < 0) {
-		errno = (int)-r;
-		return -1;
-	}
-	return r;
-}
-
-_READ_WRITE_RETURN_TYPE read(int fd, void *buf, size_t n)
+static ssize_t stream_io(int fd, bool write, void *buf, size_t n)
 {
 	struct open_file *f = file_get(fd);
 	if (!f)
 		return -1;
-	ssize_t r = do_read(f, buf, n, f->offset);
-	if (r > 0)
-		f->offset += r;
-	return r;
-}
-
-_READ_WRITE_RETURN_TYPE write(int fd, const void *buf, size_t n)
-{
-	struct open_file *f = file_get(fd);
-	if (!f)
-		return -1;
-	if ((f->flags & O_APPEND) && f->ops->size)
+	if (write && (f->flags & O_APPEND) && f->ops->size)
 		f->offset = f->ops->size(f->ctx);
-	ssize_t r = do_write(f, buf, n, f->offset);
+	ssize_t r = do_io(f, write, buf, n, f->offset);
 	if (r > 0)
 		f->offset += r;
 	return r;
 }
 
-ssize_t pread(int fd, void *buf, size_t n, off_t off)
+static ssize_t positioned_io(int fd, bool write, void *buf, size_t n, off_t off)
 {
 	struct open_file *f = file_get(fd);
 	if (!f)
@@ -196,20 +174,13 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off)
 		errno = off < 0 ? EINVAL : ESPIPE;
 		return -1;
 	}
-	return do_read(f, buf, n, (uint64_t)off);
+	return do_io(f, write, buf, n, (uint64_t)off);
 }
 
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-	struct open_file *f = file_get(fd);
-	if (!f)
-		return -1;
-	if (off < 0 || f->ops->is_tty) {
-		errno = off < 0 ? EINVAL : ESPIPE;
-		return -1;
-	}
-	return do_write(f, buf, n, (uint64_t)off);
-}
+_READ_WRITE_RETURN_TYPE read(int fd, void *buf, size_t n) { return stream_io(fd, false, buf, n); }
+_READ_WRITE_RETURN_TYPE write(int fd, const void *buf, size_t n) { return stream_io(fd, true, (void *)buf, n); }
+ssize_t pread(int fd, void *buf, size_t n, off_t off) { return positioned_io(fd, false, buf, n, off); }
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) { return positioned_io(fd, true, (void *)buf, n, off); }
 
 off_t lseek(int fd, off_t off, int whence)
 {
