@@ -68,6 +68,7 @@ struct slot {
 	struct virtio_blk_discard_write_zeroes range;
 	uint8_t status;
 	uint32_t expect_len; /* bytes the device must report written */
+	uint64_t submitted_ns; /* time_ns() when it went to the device */
 	struct blk_request *req;
 	struct slot *next_free;
 };
@@ -189,6 +190,15 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 
 unsigned virtio_blk_inflight(const struct virtio_blk *d) { return d->inflight; }
 
+uint64_t virtio_blk_oldest_ns(const struct virtio_blk *d)
+{
+	uint64_t oldest = UINT64_MAX;
+	for (uint16_t i = 0; i < d->nslots && d->inflight; i++)
+		if (d->slots[i].req && d->slots[i].submitted_ns < oldest)
+			oldest = d->slots[i].submitted_ns;
+	return oldest == UINT64_MAX ? time_ns() : oldest;
+}
+
 /* Splits [p, p+len) into segments of at most size_max bytes. */
 static int add_data(const struct virtio_blk *d, struct virtq_buf *b, int n, uint8_t *p, uint32_t len)
 {
@@ -269,6 +279,7 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 		return err;
 	d->free_slots = s->next_free;
 	s->req = r;
+	s->submitted_ns = time_ns();
 	d->inflight++;
 	virtq_kick(&d->q);
 	return 0;
@@ -295,6 +306,8 @@ void virtio_blk_abandon(struct virtio_blk *d, const char *why)
 	 * so the requests' buffers can go back to their owners. */
 	virtio_reset(&d->vd);
 	klog("%s: %s; the disk is stopped and its requests fail", d->name, why);
+	if (virtio_status(&d->vd) != 0)
+		klog("%s: the device did not reset: it may still write to memory it was given", d->name);
 }
 
 int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)

@@ -6,6 +6,8 @@
 #ifndef RINGLET_VIRTIO_BLK_H
 #define RINGLET_VIRTIO_BLK_H
 
+#include <stdint.h>
+
 #include <ringlet/blk.h>
 
 struct pci_dev;
@@ -22,6 +24,9 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *req);
 int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max);
 /* Requests submitted and not yet returned by virtio_blk_poll(). */
 unsigned virtio_blk_inflight(const struct virtio_blk *d);
+/* time_ns() at which the oldest request in flight was submitted (now, when
+ * none is): the block layer's deadline counts from there. */
+uint64_t virtio_blk_oldest_ns(const struct virtio_blk *d);
 /* Stops a device that stopped answering: reset, and every request in
  * flight completes with -EIO. */
 void virtio_blk_abandon(struct virtio_blk *d, const char *why);

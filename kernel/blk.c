@@ -72,10 +72,8 @@ int blk_submit(int i, struct blk_request *r)
 	int err = check(d, r);
 	if (err)
 		return err;
-	if (r->op == BLK_FLUSH && !d->info.flush) {
-		/* No write cache: writes are durable when acknowledged. The
-		 * flush still goes to the device to keep completion order. */
-	}
+	if (r->op == BLK_FLUSH && !d->info.flush)
+		return -EOPNOTSUPP; /* no write cache to empty: see blk_flush() */
 	r->status = -EINPROGRESS;
 	return virtio_blk_submit(d->dev, r);
 }
@@ -91,13 +89,13 @@ int blk_wait(int i, struct blk_request **done, int max)
 	struct disk *d = disk_get(i);
 	if (!d)
 		return -ENODEV;
-	uint64_t start = time_ns(), spin_until = start + 200000;
+	uint64_t spin_until = time_ns() + 200000;
 	for (;;) {
 		int n = virtio_blk_poll(d->dev, done, max);
 		if (n != 0 || virtio_blk_inflight(d->dev) == 0)
 			return n;
 		uint64_t now = time_ns();
-		if (now - start > BLK_TIMEOUT_NS) {
+		if (now - virtio_blk_oldest_ns(d->dev) > BLK_TIMEOUT_NS) {
 			virtio_blk_abandon(d->dev, "a request got no answer for 30 s");
 			continue; /* the next poll fails what was in flight */
 		}

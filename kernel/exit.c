@@ -47,6 +47,7 @@ _Noreturn void panic(const char *fmt, ...)
 	va_end(ap);
 	kprintf("\n*** kernel panic: %s\n", buf);
 	backtrace_print((uintptr_t)__builtin_frame_address(0));
+	kprintf("*** guest stopped by a kernel panic\n");
 	kernel_exit(EXIT_PANIC);
 }
 
@@ -61,5 +62,6 @@ _Noreturn void __stack_chk_fail(void)
 {
 	kprintf("\n*** stack smashing detected: a function's canary was overwritten\n");
 	backtrace_print((uintptr_t)__builtin_frame_address(0));
+	kprintf("*** guest stopped by the stack protector\n");
 	kernel_exit(EXIT_PANIC);
 }

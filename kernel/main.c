@@ -121,9 +121,9 @@ _Noreturn void kernel_main(struct boot_info *bi)
 	stack_guard_init();
 	console_init();
 	parse_cmdline(bi);
-	time_init();
-	cpu_init();
+	cpu_init(); /* first: a fault from here on gets a report */
 	trap_init();
+	time_init();
 	/* Every character on the serial line costs tens of microseconds under
 	 * emulation, so the boot log is a few short lines. */
 	klog("Ringlet via %s: %s", bi->source < ARRAY_SIZE(boot_source_names) ? boot_source_names[bi->source] : "?",
