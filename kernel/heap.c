@@ -9,6 +9,7 @@
  * it is.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdint.h>
 
 #include "kernel.h"
@@ -56,3 +57,18 @@ void *sbrk(ptrdiff_t incr)
 size_t heap_size(void) { return heap_brk - heap_start; }
 
 size_t heap_max_bytes(void) { return heap_limit - heap_start; }
+
+/*
+ * newlib 3.3 declares posix_memalign() (and builds aligned_alloc() on it)
+ * but does not define it for this target; its memalign() does the work.
+ */
+int posix_memalign(void **out, size_t align, size_t size)
+{
+	if (align < sizeof(void *) || (align & (align - 1)))
+		return EINVAL;
+	void *p = memalign(align, size);
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}

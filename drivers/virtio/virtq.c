@@ -204,6 +204,14 @@ void virtq_kick(struct virtq *q)
 		q->notify(q, q->notify_ctx);
 }
 
+void virtq_notify(struct virtq *q)
+{
+	if (q->broken)
+		return;
+	q->kicked_idx = q->avail_idx;
+	q->notify(q, q->notify_ctx);
+}
+
 static int mark_broken(struct virtq *q, const char *reason)
 {
 	q->broken = reason;

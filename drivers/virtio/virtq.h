@@ -139,6 +139,15 @@ bool virtq_kick_prepare(struct virtq *q);
 void virtq_kick(struct virtq *q);
 
 /*
+ * Notifies the device whatever its suppression fields say. For a driver
+ * that sees chains in flight and no progress for a while: a notification
+ * the device did not need is harmless, one it needed and did not get stalls
+ * the queue for good. (QEMU 7.2's TCG turns the guest's mfence into nothing
+ * with one vCPU, so virtq_kick_prepare() can read a stale avail_event.)
+ */
+void virtq_notify(struct virtq *q);
+
+/*
  * Take one used chain: returns 1 and sets *cookie and *len (bytes the device wrote into the
  * chain's writable buffers) and frees its descriptors; 0 when the device has used nothing
  * new; -EIO when the queue is broken (now or before).

@@ -628,6 +628,31 @@ static void expect_broken(struct fix *f, const char *reason, uint8_t *snapshot)
 	fix_free(f);
 }
 
+/* virtq_notify(): the stall fallback notifies even when the device's avail_event says it
+ * need not be told (it may be stale), and not at all on a broken queue. */
+static void test_forced_notify(void)
+{
+	struct fix *f = fix_new(16, true);
+
+	*dev_avail_event(&f->dev) = 100; /* the device claims it needs no news for a while */
+	CHECK_EQ(add1(f, 1, 0, &cookies[0]), 0);
+	virtq_kick(&f->q);
+	CHECK_EQ(f->notifies, 0);
+	virtq_notify(&f->q);
+	CHECK_EQ(f->notifies, 1);
+	CHECK(f->notified_q == &f->q);
+	virtq_kick(&f->q); /* nothing new since the forced one */
+	CHECK_EQ(f->notifies, 1);
+
+	dev_use(&f->dev, 20, 0); /* an id that is no head: broken */
+	void *cookie;
+	uint32_t len;
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), -EIO);
+	virtq_notify(&f->q);
+	CHECK_EQ(f->notifies, 1);
+	fix_free(f);
+}
+
 static void test_bad_id_out_of_range(void)
 {
 	struct seen s[2];
@@ -801,6 +826,7 @@ int main(void)
 	RUN_TEST(test_wraparound_event_idx);
 	RUN_TEST(test_kick_no_notify_flag);
 	RUN_TEST(test_kick_event_idx);
+	RUN_TEST(test_forced_notify);
 	RUN_TEST(test_bad_id_out_of_range);
 	RUN_TEST(test_bad_id_never_added);
 	RUN_TEST(test_bad_double_completion);
