@@ -4,8 +4,9 @@
  * Configuration space is reached through the memory-mapped ECAM window that
  * ACPI's MCFG table names (q35, microvm with pcie=on), else through the two
  * legacy I/O ports 0xcf8/0xcfc (pc). The buses are walked from bus 0 through
- * every PCI-to-PCI bridge. Each device's BARs are sized; the ones the
- * firmware left unassigned (qboot and microvm assign nothing) get an address
+ * every PCI-to-PCI bridge. A device's BARs are sized when a driver takes it
+ * (every configuration access traps to the hypervisor, and boot time counts);
+ * the ones the firmware left unassigned (qboot and microvm assign nothing) get an address
  * from the 32-bit window below the ECAM area (memory) or from 0xc000-0xffff
  * (I/O ports), and decoding is turned on when a driver asks for it.
  *
@@ -166,6 +167,21 @@ static int bar_probe(struct pci_dev *d, int i)
 	return b->is64 ? 2 : 1;
 }
 
+void pci_probe_bars(struct pci_dev *d)
+{
+	if (d->bars_probed)
+		return;
+	d->bars_probed = true;
+	if ((pci_read8(d, PCI_HEADER_TYPE) & 0x7f) != 0)
+		return; /* bridges' BARs are not ours to use */
+	/* Decoding off while the BARs hold all ones. */
+	uint16_t cmd = pci_read16(d, PCI_COMMAND);
+	pci_write16(d, PCI_COMMAND, cmd & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
+	for (int i = 0; i < 6;)
+		i += bar_probe(d, i);
+	pci_write16(d, PCI_COMMAND, cmd);
+}
+
 /* ---- the walk -------------------------------------------------------------- */
 
 static void scan_bus(uint8_t bus, int depth);
@@ -190,12 +206,6 @@ static void add_function(uint8_t bus, uint8_t dev, uint8_t fn, int depth)
 
 	if (header == 0) {
 		d->subsys_id = pci_read16(d, PCI_SUBSYSTEM_ID);
-		/* Decoding off while the BARs hold all ones. */
-		uint16_t cmd = pci_read16(d, PCI_COMMAND);
-		pci_write16(d, PCI_COMMAND, cmd & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
-		for (int i = 0; i < 6;)
-			i += bar_probe(d, i);
-		pci_write16(d, PCI_COMMAND, cmd);
 	} else if (header == 1) {
 		/* A PCI-to-PCI bridge: the firmware numbered the bus behind it
 		 * (0 means it did not, and we do not configure bridges). */
@@ -295,7 +305,7 @@ void pci_print(void)
 {
 	for (int i = 0; i < ndevices; i++) {
 		const struct pci_dev *d = &devices[i];
-		klog("pci %02x:%02x.%x %04x:%04x %02x%02x %-11s %s%s%s", d->bus, d->dev, d->fn, d->vendor, d->device,
+		klog("pci %02x:%02x.%x %04x:%04x %02x%02x %s %s%s%s", d->bus, d->dev, d->fn, d->vendor, d->device,
 		     d->class, d->subclass, class_name(d), d->driver ? d->driver : "-", d->note[0] ? " " : "", d->note);
 	}
 }

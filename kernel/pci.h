@@ -40,12 +40,16 @@ struct pci_dev {
 	uint16_t subsys_id;
 	uint8_t class, subclass, prog_if, revision;
 	struct pci_bar bar[6];
+	bool bars_probed;
 	const char *driver; /* set by the driver that took the device, for the boot listing */
 	char note[40];      /* the driver's few words about it ("vda 64 MiB") */
 };
 
-/* Finds every device; assigns BARs the firmware left unassigned. */
+/* Finds every device. */
 void pci_init(void);
+/* Sizes the device's BARs (once) and assigns the ones the firmware left
+ * unassigned: a driver calls this when it takes the device. */
+void pci_probe_bars(struct pci_dev *d);
 int pci_count(void);
 struct pci_dev *pci_get(int i);
 /* One line per device, like a short lspci. */

@@ -72,6 +72,7 @@ int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci, const char *nam
 	memset(vd, 0, sizeof(*vd));
 	vd->name = name;
 	vd->pci = pci;
+	pci_probe_bars(pci);
 	pci_enable(pci, true, true);
 	if (modern_probe(vd)) {
 		vd->modern = true;
