@@ -62,19 +62,24 @@ struct virtio_blk_discard_write_zeroes {
 };
 _Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16, "discard segment");
 
-/* One request in flight: what the device reads and writes besides the data. */
+#define MAX_DISKS 8
+/* Data segments per request we build. A buffer is contiguous in physical
+ * memory (identity mapping), so a request needs more than one only when the
+ * device has a small size_max. */
+#define MAX_SEGS 32
+
+/* One request in flight: what the device reads and writes besides the data,
+ * and its indirect descriptor table (header, data segments, status). */
 struct slot {
+	struct virtq_desc table[MAX_SEGS + 2]; /* first: it must be 16-byte aligned */
 	struct virtio_blk_req_hdr hdr;
 	struct virtio_blk_discard_write_zeroes range;
 	uint8_t status;
-	uint32_t expect_len; /* bytes the device must report written */
+	uint32_t expect_len;   /* bytes the device must report written */
 	uint64_t submitted_ns; /* time_ns() when it went to the device */
 	struct blk_request *req;
 	struct slot *next_free;
-};
-
-#define MAX_DISKS 8
-#define MAX_SEGS  128 /* descriptors per request we are willing to build */
+} __attribute__((aligned(16))); /* each slot's table stays 16-byte aligned */
 
 struct virtio_blk {
 	struct virtio_dev vd;
@@ -88,9 +93,9 @@ struct virtio_blk {
 	bool broken;
 	struct slot *slots, *free_slots;
 	uint16_t nslots;
-	unsigned inflight; /* requests submitted, not yet handed back */
+	unsigned inflight;    /* requests submitted, not yet handed back */
 	uint64_t progress_ns; /* last completion or notification */
-	unsigned renotified; /* notifications sent by the stall check */
+	unsigned renotified;  /* notifications sent by the stall check */
 };
 
 static struct virtio_blk disks[MAX_DISKS];
@@ -120,7 +125,8 @@ int virtio_blk_probe(struct pci_dev *pci)
 
 	uint64_t wanted = 1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_RO |
 	                  1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_DISCARD |
-	                  1ull << VIRTIO_BLK_F_WRITE_ZEROES | 1ull << VIRTIO_F_EVENT_IDX;
+	                  1ull << VIRTIO_BLK_F_WRITE_ZEROES | 1ull << VIRTIO_F_EVENT_IDX |
+	                  1ull << VIRTIO_F_INDIRECT_DESC;
 	if ((err = virtio_start(&d->vd, wanted, 0)) != 0)
 		return err;
 
@@ -143,8 +149,9 @@ int virtio_blk_probe(struct pci_dev *pci)
 		virtio_fail(&d->vd, "cannot set up its request queue");
 		return err;
 	}
-	/* Each request takes at least 3 descriptors (header, data, status)
-	 * without indirect descriptors; a slot per possible request. */
+	/* A slot per possible request: with indirect descriptors each request
+	 * takes one descriptor of the ring, so the queue size is the limit;
+	 * without, three or more, and the ring runs out first. */
 	d->nslots = d->q.size;
 	size_t bytes = ALIGN_UP(d->nslots * sizeof(struct slot), PAGE_SIZE);
 	d->slots = page_alloc(bytes / PAGE_SIZE);
@@ -217,7 +224,7 @@ static int add_data(const struct virtio_blk *d, struct virtq_buf *b, int n, uint
 
 int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 {
-	struct virtq_buf b[MAX_SEGS + 3];
+	struct virtq_buf b[MAX_SEGS + 2];
 	int n_out, n;
 	if (d->broken)
 		return -EIO;
@@ -274,7 +281,8 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 	}
 	b[n++] = (struct virtq_buf){&s->status, 1};
 
-	int err = virtq_add(&d->q, b, n_out, n - n_out, s);
+	int err = has(d, VIRTIO_F_INDIRECT_DESC) ? virtq_add_indirect(&d->q, b, n_out, n - n_out, s, s->table)
+	                                         : virtq_add(&d->q, b, n_out, n - n_out, s);
 	if (err == -ENOSPC)
 		return -EAGAIN;
 	if (err)
@@ -331,8 +339,7 @@ static void stall_check(struct virtio_blk *d)
 		return;
 	d->progress_ns = now;
 	if (d->renotified++ == 0)
-		kdebug("%s: no completion for 1 ms with %u requests in flight: notifying again", d->name,
-		       d->inflight);
+		kdebug("%s: no completion for 1 ms with %u requests in flight: notifying again", d->name, d->inflight);
 	virtq_notify(&d->q);
 }
 

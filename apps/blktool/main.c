@@ -10,6 +10,10 @@
  *   discard DEV OFFSET LENGTH    the device's discard command
  *   flush DEV                    empty the device's write cache
  *   id DEV                       the device's serial (get-id)
+ *   parallel DEV COUNT           COUNT 4 KiB reads of the disk's start, all
+ *                                submitted before any is waited for; prints
+ *                                how many were in flight and the SHA-256 of
+ *                                the data in disk order
  *   sleep SECONDS                wait (tests use it to kill a running guest)
  *
  * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
@@ -18,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,16 +154,84 @@ static int cmd_fill(const char *dev, unsigned long long off, unsigned long long 
 	return 0;
 }
 
+/* Many requests in flight at once: the block API's asynchronous side. The
+ * completions come back in any order; each request's buffer is its place. */
+static int cmd_parallel(int disk, const char *dev, unsigned long long count)
+{
+	if (count == 0 || count > 4096)
+		return fail("parallel", dev, EINVAL);
+	struct blk_request *reqs = calloc(count, sizeof(*reqs)), *done[64];
+	uint8_t *data = memalign(4096, count * 4096), digest[32];
+	unsigned submitted = 0, completed = 0, most = 0;
+	int err = 0;
+	if (!reqs || !data)
+		return fail("parallel", dev, ENOMEM);
+	while (completed < count && !err) {
+		/* Submit until the queue is full (or all are out), then reap. */
+		while (submitted < count) {
+			struct blk_request *r = &reqs[submitted];
+			*r = (struct blk_request){.op = BLK_READ,
+			                          .offset = submitted * 4096ull,
+			                          .buf = data + submitted * 4096ull,
+			                          .len = 4096};
+			int e = blk_submit(disk, r);
+			if (e == -EAGAIN)
+				break;
+			if (e) {
+				err = -e;
+				break;
+			}
+			submitted++;
+		}
+		if (submitted - completed > most)
+			most = submitted - completed;
+		int n = blk_wait(disk, done, 64);
+		for (int k = 0; k < n; k++)
+			if (done[k]->status)
+				err = -done[k]->status;
+		completed += n > 0 ? (unsigned)n : 0;
+		if (n < 0)
+			err = -n;
+	}
+	if (err) {
+		free(reqs);
+		free(data);
+		return fail("parallel", dev, err);
+	}
+	struct sha256 s;
+	sha256_init(&s);
+	sha256_update(&s, data, count * 4096);
+	sha256_final(&s, digest);
+	printf("parallel %s %llu inflight=%u sha256=", dev, count, most);
+	for (int i = 0; i < 32; i++)
+		printf("%02x", digest[i]);
+	printf("\n");
+	free(reqs);
+	free(data);
+	return 0;
+}
+
+/* Each command and how many operands it takes; -1 for an unknown one. */
+static int operands(const char *cmd)
+{
+	static const struct {
+		const char *name;
+		int operands;
+	} commands[] = {
+	    {"info", 0},   {"flush", 1}, {"id", 1},      {"sleep", 1}, {"parallel", 2},
+	    {"sha256", 3}, {"zero", 3},  {"discard", 3}, {"fill", 4},
+	};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].operands;
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc;) {
 		const char *cmd = argv[i];
-		/* How many operands each command takes. */
-		int want = !strcmp(cmd, "info")                                                        ? 0
-		           : !strcmp(cmd, "flush") || !strcmp(cmd, "id") || !strcmp(cmd, "sleep")      ? 1
-		           : !strcmp(cmd, "sha256") || !strcmp(cmd, "zero") || !strcmp(cmd, "discard") ? 3
-		           : !strcmp(cmd, "fill")                                                      ? 4
-		                                                                                       : -1;
+		int want = operands(cmd);
 		if (want < 0) {
 			printf("error: unknown command '%s' (see apps/blktool/main.c)\n", cmd);
 			return 2;
@@ -190,6 +263,8 @@ int main(int argc, char **argv)
 			rc = cmd_sha256(a[0], n[0], n[1]);
 		else if (!strcmp(cmd, "fill"))
 			rc = cmd_fill(a[0], n[0], n[1], n[2]);
+		else if (!strcmp(cmd, "parallel"))
+			rc = cmd_parallel(disk, a[0], n[0]);
 		else if (!strcmp(cmd, "zero") || !strcmp(cmd, "discard")) {
 			err = !strcmp(cmd, "zero") ? blk_write_zeroes(disk, n[0], n[1]) : blk_discard(disk, n[0], n[1]);
 			if (err)

@@ -107,11 +107,13 @@ int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, b
 	return 0;
 }
 
-int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie)
+/* The checks every chain passes, direct or indirect; sets *in_len to the bytes the device may
+ * write. Returns 0 or -EINVAL/-EIO. */
+static int check_chain(const struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in,
+		       const void *cookie, uint32_t *in_len)
 {
-	uint64_t total = 0, in_len = 0;
-	unsigned n, i;
-	uint16_t head, d, last = 0;
+	uint64_t total = 0, in = 0;
+	unsigned n;
 
 	if (q->broken)
 		return -EIO;
@@ -119,44 +121,59 @@ int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, uns
 		return -EINVAL;
 	n = n_out + n_in;
 	/* "A driver MUST NOT create a descriptor chain longer than the Queue Size of the
-	 * device" (§2.7.5.3.1). */
+	 * device" (§2.7.5.3.1), which holds for an indirect table's chain too. */
 	if (n == 0 || n > q->size)
 		return -EINVAL;
-	for (i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		if (bufs[i].addr == NULL || bufs[i].len == 0)
 			return -EINVAL;
 		total += bufs[i].len;
 		if (i >= n_out)
-			in_len += bufs[i].len;
+			in += bufs[i].len;
 	}
 	/* "Drivers MUST NOT add a descriptor chain longer than 2^32 bytes in total" (§2.7.5.2);
 	 * we stop one byte short so that lengths fit in 32 bits. */
 	if (total > UINT32_MAX)
 		return -EINVAL;
-	if (n > q->num_free)
-		return -ENOSPC;
+	*in_len = (uint32_t)in;
+	return 0;
+}
 
-	/* §2.7.13.1: fill free descriptors, chaining through the free list's own order. "The
-	 * driver MUST place any device-writable descriptor elements after any device-readable
+/* Writes n descriptors for bufs: into the ring's table (linked through our free list) when
+ * table is NULL, else into an indirect table (linked 0, 1, 2, ...). Returns the last index. */
+static uint16_t fill_descs(struct virtq *q, volatile struct virtq_desc *table, uint16_t first,
+			   const struct virtq_buf *bufs, unsigned n_out, unsigned n)
+{
+	volatile struct virtq_desc *desc = table ? table : q->desc;
+	uint16_t d = first, last = first;
+
+	/* "The driver MUST place any device-writable descriptor elements after any device-readable
 	 * descriptor elements" (§2.7.4.2): bufs lists the out buffers first. */
-	head = d = q->free_head;
-	for (i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		uint16_t flags = i >= n_out ? VIRTQ_DESC_F_WRITE : 0;
 		bool more = i + 1 < n;
+		uint16_t next = table ? (uint16_t)(d + 1) : q->next[d];
 
 		if (more)
 			flags |= VIRTQ_DESC_F_NEXT;
-		q->desc[d].addr = virtq_dma_addr(bufs[i].addr);
-		q->desc[d].len = bufs[i].len;
-		q->desc[d].flags = flags;
-		q->desc[d].next = more ? q->next[d] : 0;
+		desc[d].addr = virtq_dma_addr(bufs[i].addr);
+		desc[d].len = bufs[i].len;
+		desc[d].flags = flags;
+		desc[d].next = more ? next : 0;
 		last = d;
-		d = q->next[d];
+		d = next;
 	}
+	return last;
+}
+
+/* Takes n descriptors off the free list for a chain starting at the head, records the chain
+ * and makes it available to the device. */
+static void publish(struct virtq *q, uint16_t head, uint16_t last, unsigned n, void *cookie, uint32_t in_len)
+{
 	q->free_head = q->next[last]; /* meaningless when the list is now empty; never read */
 	q->num_free = (uint16_t)(q->num_free - n);
 	q->chain[head].cookie = cookie;
-	q->chain[head].in_len = (uint32_t)in_len;
+	q->chain[head].in_len = in_len;
 	q->chain[head].ndesc = (uint16_t)n;
 	q->inflight++;
 
@@ -169,6 +186,48 @@ int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, uns
 	 * wraps naturally at 65536 (§2.7.13.3). */
 	q->avail_idx++;
 	q->avail->idx = q->avail_idx;
+}
+
+int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie)
+{
+	uint32_t in_len;
+	int err = check_chain(q, bufs, n_out, n_in, cookie, &in_len);
+	unsigned n = n_out + n_in;
+
+	if (err)
+		return err;
+	if (n > q->num_free)
+		return -ENOSPC;
+	/* §2.7.13.1: fill free descriptors, chaining through the free list's own order. */
+	uint16_t head = q->free_head;
+	uint16_t last = fill_descs(q, NULL, head, bufs, n_out, n);
+	publish(q, head, last, n, cookie, in_len);
+	return 0;
+}
+
+int virtq_add_indirect(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie,
+		       struct virtq_desc *table)
+{
+	uint32_t in_len;
+	int err = check_chain(q, bufs, n_out, n_in, cookie, &in_len);
+	unsigned n = n_out + n_in;
+
+	if (err)
+		return err;
+	if (table == NULL || ((uintptr_t)table & 15))
+		return -EINVAL;
+	if (q->num_free == 0)
+		return -ENOSPC;
+	/* §2.7.5.3: the chain lives in the table, and one descriptor in the ring points at it.
+	 * "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"
+	 * and "MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT" (§2.7.5.3.1). */
+	fill_descs(q, table, 0, bufs, n_out, n);
+	uint16_t head = q->free_head;
+	q->desc[head].addr = virtq_dma_addr(table);
+	q->desc[head].len = (uint32_t)(n * sizeof(struct virtq_desc));
+	q->desc[head].flags = VIRTQ_DESC_F_INDIRECT;
+	q->desc[head].next = 0;
+	publish(q, head, head, 1, cookie, in_len);
 	return 0;
 }
 

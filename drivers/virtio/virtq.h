@@ -131,6 +131,16 @@ static inline uint64_t virtq_used_addr(const struct virtq *q) /* modern queue_de
 int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie);
 
 /*
+ * The same chain through an indirect table (§2.7.5.3, VIRTIO_F_INDIRECT_DESC negotiated): the
+ * buffers' descriptors go into `table` (n_out + n_in entries, 16-byte aligned, owned by the
+ * caller and left alone until the chain is used), and the chain takes one descriptor of the
+ * ring however long it is, so a queue of size N can hold N requests. Returns as virtq_add();
+ * -EINVAL also for a missing or misaligned table.
+ */
+int virtq_add_indirect(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in,
+		       void *cookie, struct virtq_desc *table);
+
+/*
  * Whether the device needs an available buffer notification for what was added since the last
  * kick; virtq_kick() = this, then notify() if true. Kept separate so a caller can decide
  * first and notify outside a critical section.

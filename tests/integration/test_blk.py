@@ -329,6 +329,23 @@ def test_transport_machine(tmp_path, machine, virtio):
     assert_same(img.read_bytes(), apply(data, WRITES))
 
 
+# ---- many requests in flight ------------------------------------------------------
+
+@pytest.mark.parametrize("virtio", ["modern", "legacy"])
+def test_queue_full_of_requests(tmp_path, virtio):
+    """As many 4 KiB reads in flight as the queue has entries, matched back to
+    their buffers by cookie: the data comes out in disk order."""
+    img = tmp_path / "q.img"
+    data = make_raw(img, seed=31)
+    count = 300  # more than the queue: the rest wait for room
+    out = ok(blk(["info", "parallel", "vda", count], [img], virtio=virtio))
+    queue = int(info_line(out, "vda")["queue"])
+    m = re.search(r"^parallel vda %d inflight=(\d+) sha256=([0-9a-f]{64})$" % count, out, re.M)
+    assert m, out
+    assert int(m.group(1)) == queue == 256, out
+    assert m.group(2) == sha(data[:count * 4096])
+
+
 # ---- several disks, serial numbers ---------------------------------------------
 
 def test_two_disks(tmp_path):

@@ -628,6 +628,63 @@ static void expect_broken(struct fix *f, const char *reason, uint8_t *snapshot)
 	fix_free(f);
 }
 
+/* Indirect chains: one ring descriptor each, pointing at the caller's table, so a queue of
+ * size N holds N requests whatever their length; the device sees the same buffers. */
+static void test_indirect(void)
+{
+	enum { SIZE = 16 };
+	struct fix *f = fix_new(SIZE, false);
+	static struct virtq_desc tables[SIZE + 1][3] __attribute__((aligned(16)));
+	static uint8_t hdr[SIZE + 1][16], data[SIZE + 1][512], status[SIZE + 1];
+	struct seen s;
+
+	for (unsigned i = 0; i < SIZE; i++) {
+		struct virtq_buf b[3] = { { hdr[i], 16 }, { data[i], 512 }, { &status[i], 1 } };
+		CHECK_EQ(virtq_add_indirect(&f->q, b, 1, 2, &cookies[i], tables[i]), 0);
+	}
+	/* Sixteen 3-buffer requests in a 16-descriptor queue: a 17th does not fit. */
+	struct virtq_buf b[3] = { { hdr[SIZE], 16 }, { data[SIZE], 512 }, { &status[SIZE], 1 } };
+	CHECK_EQ(virtq_add_indirect(&f->q, b, 1, 2, &cookies[SIZE], tables[SIZE]), -ENOSPC);
+	CHECK_EQ(virtq_free_count(&f->q), 0);
+
+	/* As the device sees the first one: one INDIRECT descriptor, its table chained 0-1-2. */
+	CHECK_EQ(dev_pop(&f->dev, &s), 1);
+	CHECK_EQ(s.n, 1);
+	CHECK_EQ(s.d[0].flags, VIRTQ_DESC_F_INDIRECT);
+	CHECK_EQ(s.d[0].addr, (uint64_t)(uintptr_t)tables[0]);
+	CHECK_EQ(s.d[0].len, 3 * sizeof(struct virtq_desc));
+	CHECK_EQ(tables[0][0].addr, (uint64_t)(uintptr_t)hdr[0]);
+	CHECK_EQ(tables[0][0].flags, VIRTQ_DESC_F_NEXT);
+	CHECK_EQ(tables[0][0].next, 1);
+	CHECK_EQ(tables[0][1].addr, (uint64_t)(uintptr_t)data[0]);
+	CHECK_EQ(tables[0][1].flags, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE);
+	CHECK_EQ(tables[0][1].next, 2);
+	CHECK_EQ(tables[0][2].len, 1);
+	CHECK_EQ(tables[0][2].flags, VIRTQ_DESC_F_WRITE);
+
+	/* The writable length is still known: more than 513 bytes is a lie. */
+	void *cookie;
+	uint32_t len;
+	dev_use(&f->dev, s.head, 513);
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	CHECK(cookie == &cookies[0]);
+	CHECK_EQ(len, 513);
+	CHECK_EQ(virtq_free_count(&f->q), 1);
+	CHECK_EQ(virtq_add_indirect(&f->q, b, 1, 2, &cookies[SIZE], tables[SIZE]), 0);
+
+	CHECK_EQ(dev_pop(&f->dev, &s), 1);
+	dev_use(&f->dev, s.head, 514);
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), -EIO);
+
+	/* A table that is missing or not 16-byte aligned is refused. */
+	struct fix *g = fix_new(SIZE, false);
+	CHECK_EQ(virtq_add_indirect(&g->q, b, 1, 2, &cookies[0], NULL), -EINVAL);
+	CHECK_EQ(virtq_add_indirect(&g->q, b, 1, 2, &cookies[0], (struct virtq_desc *)((uint8_t *)tables[0] + 8)),
+		 -EINVAL);
+	fix_free(f);
+	fix_free(g);
+}
+
 /* virtq_notify(): the stall fallback notifies even when the device's avail_event says it
  * need not be told (it may be stale), and not at all on a broken queue. */
 static void test_forced_notify(void)
@@ -827,6 +884,7 @@ int main(void)
 	RUN_TEST(test_kick_no_notify_flag);
 	RUN_TEST(test_kick_event_idx);
 	RUN_TEST(test_forced_notify);
+	RUN_TEST(test_indirect);
 	RUN_TEST(test_bad_id_out_of_range);
 	RUN_TEST(test_bad_id_never_added);
 	RUN_TEST(test_bad_double_completion);
