@@ -64,7 +64,7 @@ LIBS := --start-group $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
 
-.PHONY: all deps run debug image test unit-test integration-test bench clean distclean format help
+.PHONY: all deps run debug image test unit-test integration-test bench clean distclean format format-check help
 all: $(ELF)
 
 help:
@@ -171,6 +171,7 @@ integration-test:
 
 test:
 	$(Q)scripts/deps --quiet
+	$(Q)$(MAKE) format-check
 	$(Q)$(MAKE) unit-test
 	$(Q)$(MAKE) integration-test
 
@@ -180,6 +181,11 @@ bench:
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Part of make test: the tree stays formatted (clang-format from Debian).
+format-check:
+	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') || \
+		{ echo "error: run 'make format' (clang-format) and commit" >&2; exit 1; }
 
 clean:
 	rm -rf $(BUILD)/kernel $(BUILD)/tests $(filter-out $(BUILD)/newlib $(BUILD)/kvmprobe,$(wildcard $(BUILD)/*))

@@ -110,7 +110,7 @@ int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, b
 /* The checks every chain passes, direct or indirect; sets *in_len to the bytes the device may
  * write. Returns 0 or -EINVAL/-EIO. */
 static int check_chain(const struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in,
-		       const void *cookie, uint32_t *in_len)
+                       const void *cookie, uint32_t *in_len)
 {
 	uint64_t total = 0, in = 0;
 	unsigned n;
@@ -142,7 +142,7 @@ static int check_chain(const struct virtq *q, const struct virtq_buf *bufs, unsi
 /* Writes n descriptors for bufs: into the ring's table (linked through our free list) when
  * table is NULL, else into an indirect table (linked 0, 1, 2, ...). Returns the last index. */
 static uint16_t fill_descs(struct virtq *q, volatile struct virtq_desc *table, uint16_t first,
-			   const struct virtq_buf *bufs, unsigned n_out, unsigned n)
+                           const struct virtq_buf *bufs, unsigned n_out, unsigned n)
 {
 	volatile struct virtq_desc *desc = table ? table : q->desc;
 	uint16_t d = first, last = first;
@@ -206,7 +206,7 @@ int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, uns
 }
 
 int virtq_add_indirect(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie,
-		       struct virtq_desc *table)
+                       struct virtq_desc *table)
 {
 	uint32_t in_len;
 	int err = check_chain(q, bufs, n_out, n_in, cookie, &in_len);

@@ -137,8 +137,8 @@ int virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, uns
  * ring however long it is, so a queue of size N can hold N requests. Returns as virtq_add();
  * -EINVAL also for a missing or misaligned table.
  */
-int virtq_add_indirect(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in,
-		       void *cookie, struct virtq_desc *table);
+int virtq_add_indirect(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, void *cookie,
+                       struct virtq_desc *table);
 
 /*
  * Whether the device needs an available buffer notification for what was added since the last

@@ -183,7 +183,7 @@ static void test_unterminated_quotes(void)
 	done(&r);
 
 	/* A lone quote, a quote at the very end, a backslash before the end. */
-	const char *bad[] = { "\"", "'", "x\"", "x'", "\"abc\\", "\"\\\"", "'\\'\\''", "a \"b\"\"" };
+	const char *bad[] = {"\"", "'", "x\"", "x'", "\"abc\\", "\"\\\"", "'\\'\\''", "a \"b\"\""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		split(&r, bad[i], MAXW);
 		if (r.err == NULL)
@@ -280,24 +280,23 @@ static uint64_t size_ok(const char *s, int *rc)
 }
 
 /* s parses to want. */
-#define SIZE_IS(s, want)                                    \
-	do {                                                \
-		int rc_;                                    \
-		uint64_t v_ = size_ok((s), &rc_);           \
-		CHECK_EQ(rc_, 0);                           \
-		CHECK_EQ(v_, (want));                       \
+#define SIZE_IS(s, want)                                                                                               \
+	do {                                                                                                           \
+		int rc_;                                                                                               \
+		uint64_t v_ = size_ok((s), &rc_);                                                                      \
+		CHECK_EQ(rc_, 0);                                                                                      \
+		CHECK_EQ(v_, (want));                                                                                  \
 	} while (0)
 
 /* s is refused and *out is left alone. */
-#define SIZE_BAD(s)                                                               \
-	do {                                                                      \
-		int rc_;                                                          \
-		uint64_t v_ = size_ok((s), &rc_);                                 \
-		if (rc_ != -1)                                                    \
-			fprintf(stderr, "  (size [%s] accepted as %llu)\n", (s), \
-				(unsigned long long)v_);                          \
-		CHECK_EQ(rc_, -1);                                                \
-		CHECK_EQ(v_, SENTINEL);                                           \
+#define SIZE_BAD(s)                                                                                                    \
+	do {                                                                                                           \
+		int rc_;                                                                                               \
+		uint64_t v_ = size_ok((s), &rc_);                                                                      \
+		if (rc_ != -1)                                                                                         \
+			fprintf(stderr, "  (size [%s] accepted as %llu)\n", (s), (unsigned long long)v_);              \
+		CHECK_EQ(rc_, -1);                                                                                     \
+		CHECK_EQ(v_, SENTINEL);                                                                                \
 	} while (0)
 
 static void test_size_decimal(void)
@@ -373,7 +372,7 @@ static void test_size_suffix_without_digits(void)
 static void test_size_empty(void)
 {
 	SIZE_BAD("");
-	int rc = cmdline_parse_size(NULL, &(uint64_t){ 0 });
+	int rc = cmdline_parse_size(NULL, &(uint64_t){0});
 	CHECK_EQ(rc, -1);
 }
 

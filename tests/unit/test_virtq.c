@@ -639,11 +639,11 @@ static void test_indirect(void)
 	struct seen s;
 
 	for (unsigned i = 0; i < SIZE; i++) {
-		struct virtq_buf b[3] = { { hdr[i], 16 }, { data[i], 512 }, { &status[i], 1 } };
+		struct virtq_buf b[3] = {{hdr[i], 16}, {data[i], 512}, {&status[i], 1}};
 		CHECK_EQ(virtq_add_indirect(&f->q, b, 1, 2, &cookies[i], tables[i]), 0);
 	}
 	/* Sixteen 3-buffer requests in a 16-descriptor queue: a 17th does not fit. */
-	struct virtq_buf b[3] = { { hdr[SIZE], 16 }, { data[SIZE], 512 }, { &status[SIZE], 1 } };
+	struct virtq_buf b[3] = {{hdr[SIZE], 16}, {data[SIZE], 512}, {&status[SIZE], 1}};
 	CHECK_EQ(virtq_add_indirect(&f->q, b, 1, 2, &cookies[SIZE], tables[SIZE]), -ENOSPC);
 	CHECK_EQ(virtq_free_count(&f->q), 0);
 
@@ -680,7 +680,7 @@ static void test_indirect(void)
 	struct fix *g = fix_new(SIZE, false);
 	CHECK_EQ(virtq_add_indirect(&g->q, b, 1, 2, &cookies[0], NULL), -EINVAL);
 	CHECK_EQ(virtq_add_indirect(&g->q, b, 1, 2, &cookies[0], (struct virtq_desc *)((uint8_t *)tables[0] + 8)),
-		 -EINVAL);
+	         -EINVAL);
 	fix_free(f);
 	fix_free(g);
 }
