@@ -180,6 +180,13 @@ void pci_probe_bars(struct pci_dev *d)
 	for (int i = 0; i < 6;)
 		i += bar_probe(d, i);
 	pci_write16(d, PCI_COMMAND, cmd);
+	for (int i = 0; i < 6; i++)
+		if (d->bar[i].size)
+			kdebug("pci %02x:%02x.%x BAR%d 0x%lx, %lu KiB, %s", d->bus, d->dev, d->fn, i, d->bar[i].addr,
+			       (unsigned long)(d->bar[i].size >> 10),
+			       d->bar[i].io     ? "I/O ports"
+			       : d->bar[i].is64 ? "64-bit memory"
+			                        : "32-bit memory");
 }
 
 /* ---- the walk -------------------------------------------------------------- */

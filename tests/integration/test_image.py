@@ -39,7 +39,9 @@ MiB = 1 << 20
 ESP_OFFSET = 2 * MiB            # where mkimage puts the EFI System Partition
 HELLO_ARGS = ["from", "the image", "--exit", "3"]
 HELLO_CMDLINE = "-- from 'the image' --exit 3"
-BLKTOOL_CMDLINE = "-- info sha256 vda 0 1M"
+# `debug` makes the kernel list each BAR it maps: OVMF puts the virtio-blk
+# device's 64-bit BAR far above 4 GiB.
+BLKTOOL_CMDLINE = "debug -- info sha256 vda 0 1M"
 BOOT_TIMEOUT = 60               # OVMF under TCG: 4-10 s, more on a busy host
 FAIL_TIMEOUT = 90               # the loader waits 10 s, then powers off
 
@@ -172,6 +174,10 @@ def test_disk_used_by_firmware_works(images):
     assert m, "no sha256 line:\n" + out
     assert m.group(1) == expected, out
     assert result.status == 0, out + result.launcher_stderr
+    # The device's registers sit in a 64-bit BAR above 4 GiB (OVMF's choice),
+    # which the kernel mapped uncached on demand: the reads above went there.
+    bars = [int(a, 16) for a in re.findall(r"BAR\d 0x([0-9a-f]+), \d+ KiB, 64-bit memory", out)]
+    assert bars and max(bars) >= 1 << 32, out
 
 
 def test_cmdline_file_changed_without_rebuilding(images, tmp_path):
