@@ -10,11 +10,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <ringlet/blk.h>
 
+#include "../drivers/virtio/virtq.h"
 #include "../drivers/virtio_blk.h"
 #include "fd.h"
 #include "io.h"
@@ -28,6 +30,11 @@ struct disk {
 	struct blk_info info;
 	uint8_t *bounce; /* one block, for partial-block file I/O */
 	char path[16];
+	/* Completions a synchronous call reaped for someone else's
+	 * asynchronous requests: handed out first by the next poll. There
+	 * are never more than the queue holds. */
+	struct blk_request *held[VIRTQ_MAX_SIZE];
+	unsigned nheld;
 };
 
 static struct disk disks[8];
@@ -78,20 +85,31 @@ int blk_submit(int i, struct blk_request *r)
 	return virtio_blk_submit(d->dev, r);
 }
 
+/* Completed requests: first those held for their owner, then the device's. */
+static int reap(struct disk *d, struct blk_request **done, int max)
+{
+	int n = 0;
+	while (n < max && d->nheld)
+		done[n++] = d->held[--d->nheld];
+	return n + virtio_blk_poll(d->dev, done + n, max - n);
+}
+
 int blk_poll(int i, struct blk_request **done, int max)
 {
 	struct disk *d = disk_get(i);
-	return d ? virtio_blk_poll(d->dev, done, max) : -ENODEV;
+	return d ? reap(d, done, max) : -ENODEV;
 }
 
-int blk_wait(int i, struct blk_request **done, int max)
+/*
+ * Waits until something completes; returns how many (0 when nothing is in
+ * flight) or a negative errno. held_too: also the completions held for
+ * their owner (not for run(), which must reach the device itself).
+ */
+static int wait_loop(struct disk *d, struct blk_request **done, int max, bool held_too)
 {
-	struct disk *d = disk_get(i);
-	if (!d)
-		return -ENODEV;
 	uint64_t spin_until = time_ns() + 200000;
 	for (;;) {
-		int n = virtio_blk_poll(d->dev, done, max);
+		int n = held_too ? reap(d, done, max) : virtio_blk_poll(d->dev, done, max);
 		if (n != 0 || virtio_blk_inflight(d->dev) == 0)
 			return n;
 		uint64_t now = time_ns();
@@ -108,27 +126,42 @@ int blk_wait(int i, struct blk_request **done, int max)
 	}
 }
 
-/* Submits one request and waits for exactly that one. Other requests of the
- * same disk that complete meanwhile would be lost to their owner, so this is
- * only for callers that do not mix synchronous and asynchronous use. */
+int blk_wait(int i, struct blk_request **done, int max)
+{
+	struct disk *d = disk_get(i);
+	return d ? wait_loop(d, done, max, true) : -ENODEV;
+}
+
+/* Waits for completions from the device and keeps the ones that are not
+ * `mine` for their owner. Returns as wait_loop(). */
+static int wait_and_hold(struct disk *d, struct blk_request *mine)
+{
+	struct blk_request *done[8];
+	int n = wait_loop(d, done, 8, false);
+	for (int k = 0; k < n; k++)
+		if (done[k] != mine)
+			d->held[d->nheld++] = done[k];
+	return n;
+}
+
+/* Submits one request and waits for exactly that one. Completions of other
+ * (asynchronous) requests met on the way are held for their owner. */
 static int run(int i, struct blk_request *r)
 {
+	struct disk *d = disk_get(i);
 	int err;
+	if (!d)
+		return -ENODEV;
 	while ((err = blk_submit(i, r)) == -EAGAIN) {
-		struct blk_request *done[8];
-		if (blk_wait(i, done, 8) < 0)
+		/* The queue is full of others' requests: wait for room. */
+		if (wait_and_hold(d, NULL) < 0)
 			return -EIO;
 	}
 	if (err)
 		return err;
-	while (r->status == -EINPROGRESS) {
-		struct blk_request *done[8];
-		int n = blk_wait(i, done, 8);
-		if (n < 0)
-			return n;
-		if (n == 0 && r->status == -EINPROGRESS)
+	while (r->status == -EINPROGRESS)
+		if (wait_and_hold(d, r) <= 0 && r->status == -EINPROGRESS)
 			return -EIO; /* nothing in flight any more, yet no answer */
-	}
 	return r->status;
 }
 

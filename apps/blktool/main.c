@@ -11,9 +11,10 @@
  *   flush DEV                    empty the device's write cache
  *   id DEV                       the device's serial (get-id)
  *   parallel DEV COUNT           COUNT 4 KiB reads of the disk's start, all
- *                                submitted before any is waited for; prints
- *                                how many were in flight and the SHA-256 of
- *                                the data in disk order
+ *                                submitted before any is waited for (and one
+ *                                synchronous read among them); prints how
+ *                                many were in flight and the SHA-256 of the
+ *                                data in disk order
  *   sleep SECONDS                wait (tests use it to kill a running guest)
  *
  * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
@@ -161,8 +162,9 @@ static int cmd_parallel(int disk, const char *dev, unsigned long long count)
 	if (count == 0 || count > 4096)
 		return fail("parallel", dev, EINVAL);
 	struct blk_request *reqs = calloc(count, sizeof(*reqs)), *done[64];
-	uint8_t *data = memalign(4096, count * 4096), digest[32];
+	uint8_t *data = memalign(4096, count * 4096), digest[32], first[4096];
 	unsigned submitted = 0, completed = 0, most = 0;
+	bool sync_done = false;
 	int err = 0;
 	if (!reqs || !data)
 		return fail("parallel", dev, ENOMEM);
@@ -185,7 +187,20 @@ static int cmd_parallel(int disk, const char *dev, unsigned long long count)
 		}
 		if (submitted - completed > most)
 			most = submitted - completed;
+		/* Once, with the queue full: a synchronous read in the middle of
+		 * the asynchronous ones. The completions it meets on the way
+		 * must still reach us below. */
+		if (!sync_done && submitted - completed > 1) {
+			sync_done = true;
+			int e = blk_read(disk, 0, first, 4096);
+			if (e)
+				err = -e;
+		}
 		int n = blk_wait(disk, done, 64);
+		if (n == 0 && submitted == count) {
+			printf("error: parallel %s: %llu requests never came back\n", dev, count - completed);
+			err = EIO;
+		}
 		for (int k = 0; k < n; k++)
 			if (done[k]->status)
 				err = -done[k]->status;
@@ -193,6 +208,8 @@ static int cmd_parallel(int disk, const char *dev, unsigned long long count)
 		if (n < 0)
 			err = -n;
 	}
+	if (!err && memcmp(first, data, 4096) != 0)
+		err = EIO; /* the synchronous read saw other bytes than the asynchronous one */
 	if (err) {
 		free(reqs);
 		free(data);
