@@ -285,52 +285,53 @@ static double pct_us(unsigned pct)
 
 static double secs_since(uint64_t t0) { return (double)(now_ns() - t0) / 1e9; }
 
+/* Runs phase p for `secs` with its own qd buffers; sets *per_s to requests
+ * per second. Returns 0 or a negative errno (already reported). */
+static int timed_phase(struct phase *p, double secs, double *per_s)
+{
+	p->bufs = dma_alloc((size_t)p->qd * p->len);
+	if (!p->bufs)
+		return failed("malloc", -ENOMEM);
+	uint64_t t0 = now_ns();
+	p->deadline_ns = t0 + (uint64_t)(secs * 1e9);
+	long long n = run_phase(p);
+	double el = secs_since(t0);
+	free(p->bufs);
+	if (n < 0)
+		return (int)n;
+	*per_s = (double)n / el;
+	return 0;
+}
+
 static int seq(enum blk_op op, double secs, int qd, bool full_pass, const char *key)
 {
-	uint8_t *bufs = dma_alloc((size_t)qd * SEQ_BYTES);
-	if (!bufs)
-		return failed("malloc", -ENOMEM);
+	double per_s;
 	seq_pos = 0;
-	uint64_t t0 = now_ns();
 	struct phase p = {.op = op,
 	                  .len = SEQ_BYTES,
 	                  .qd = qd,
 	                  .next_offset = seq_offset,
-	                  .deadline_ns = t0 + (uint64_t)(secs * 1e9),
-	                  .min_bytes = full_pass ? disk.size / SEQ_BYTES * SEQ_BYTES : 0,
-	                  .bufs = bufs};
-	long long n = run_phase(&p);
-	double el = secs_since(t0);
-	free(bufs);
-	if (n < 0)
-		return (int)n;
-	json_num(key, (double)n * SEQ_BYTES / el / 1e6);
+	                  .min_bytes = full_pass ? disk.size / SEQ_BYTES * SEQ_BYTES : 0};
+	int err = timed_phase(&p, secs, &per_s);
+	if (err)
+		return err;
+	json_num(key, per_s * SEQ_BYTES / 1e6);
 	return 0;
 }
 
 static int rand_read(double secs, int qd, bool qd1_figures)
 {
 	char key[32];
-	uint8_t *bufs = dma_alloc((size_t)qd * RAND_BYTES);
-	if (!bufs)
-		return failed("malloc", -ENOMEM);
+	double per_s;
 	nlat = 0;
-	uint64_t t0 = now_ns();
-	struct phase p = {.op = BLK_READ,
-	                  .len = RAND_BYTES,
-	                  .qd = qd,
-	                  .next_offset = rand_offset,
-	                  .deadline_ns = t0 + (uint64_t)(secs * 1e9),
-	                  .bufs = bufs};
-	long long n = run_phase(&p);
-	double el = secs_since(t0);
-	free(bufs);
-	if (n < 0)
-		return (int)n;
+	struct phase p = {.op = BLK_READ, .len = RAND_BYTES, .qd = qd, .next_offset = rand_offset};
+	int err = timed_phase(&p, secs, &per_s);
+	if (err)
+		return err;
 	snprintf(key, sizeof(key), "qd%d_iops", qd);
-	json_num(key, (double)n / el);
+	json_num(key, per_s);
 	if (qd != 1 && harness_names) { /* the harness's names for the deep queue */
-		json_num("qdN_iops", (double)n / el);
+		json_num("qdN_iops", per_s);
 		json_int("qdN", (unsigned long long)qd);
 	}
 	if (qd == 1 && qd1_figures) {
@@ -343,23 +344,16 @@ static int rand_read(double secs, int qd, bool qd1_figures)
 
 static int rand_write(double secs)
 {
-	uint8_t *buf = dma_alloc(RAND_BYTES);
-	if (!buf)
-		return failed("malloc", -ENOMEM);
-	uint64_t t0 = now_ns();
+	double per_s;
 	struct phase p = {.op = BLK_WRITE,
 	                  .len = RAND_BYTES,
 	                  .qd = 1,
 	                  .next_offset = rand_offset,
-	                  .deadline_ns = t0 + (uint64_t)(secs * 1e9),
-	                  .flush_every = disk.flush ? 64 : 0,
-	                  .bufs = buf};
-	long long n = run_phase(&p);
-	double el = secs_since(t0);
-	free(buf);
-	if (n < 0)
-		return (int)n;
-	json_num("randwrite_4k_iops", (double)n / el);
+	                  .flush_every = disk.flush ? 64 : 0};
+	int err = timed_phase(&p, secs, &per_s);
+	if (err)
+		return err;
+	json_num("randwrite_4k_iops", per_s);
 	return 0;
 }
 
