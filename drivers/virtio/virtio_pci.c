@@ -78,6 +78,12 @@ int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci, const char *nam
 		vd->modern = true;
 	} else if (pci->bar[0].io && pci->bar[0].addr) {
 		vd->io = (uint16_t)pci->bar[0].addr;
+	} else if (pci->bar[0].io) {
+		/* A legacy-only device on a machine without I/O port routing (microvm). */
+		klog("%s %02x:%02x.%x: legacy-only, and this machine has no I/O port window for it: use modern virtio "
+		     "(disable-legacy=on)",
+		     name, pci->bus, pci->dev, pci->fn);
+		return -ENODEV;
 	} else {
 		klog("%s %02x:%02x.%x: neither modern capabilities nor a legacy I/O BAR", name, pci->bus, pci->dev,
 		     pci->fn);
