@@ -52,7 +52,8 @@ BOOT_SRCS := boot/entry.S boot/boot.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
-DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio_pci.c drivers/virtio/virtq.c drivers/virtio_blk.c
+DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
+	drivers/virtio/virtq.c drivers/virtio_blk.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 
 KOBJ := $(BUILD)/kernel

@@ -1,32 +1,64 @@
 /*
  * drivers/drivers.c: which driver takes which device.
  *
- * The kernel calls drivers_init() once at boot: PCI is scanned, each virtio
- * device is handed to the driver for its type, and the devices are listed,
- * one line each, with the driver that took them.
+ * The kernel calls drivers_init() once at boot. Virtio devices are found on
+ * PCI (every machine but a plain microvm) and as virtio-mmio register blocks
+ * that ACPI lists (microvm); each is handed to the driver for its type. The
+ * PCI devices are then listed, one line each, with the driver that took
+ * them; virtio-mmio devices get a line each too.
  */
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
 
+/* Gives a found device to its driver; 0, or a negative errno. */
+static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t note_len)
+{
+	switch (vd->type) {
+	case VIRTIO_ID_BLOCK:
+		*driver = "virtio-blk";
+		return virtio_blk_probe(vd, note, note_len);
+	default:
+		*driver = NULL; /* a type Ringlet has no driver for */
+		return 0;
+	}
+}
+
+static void virtio_mmio_init(void)
+{
+	uint64_t bases[32];
+	int n = acpi_virtio_mmio(bases, 32);
+	for (int i = 0; i < n; i++) {
+		struct virtio_dev vd;
+		const char *driver;
+		char note[40] = "";
+		if (virtio_mmio_probe(&vd, bases[i]) != 0)
+			continue; /* an empty slot */
+		int err = attach(&vd, &driver, note, sizeof(note));
+		if (err)
+			klog("virtio %s %s type %d: %s failed, error %d", vd.where, vd.t->name, vd.type, driver, err);
+		else
+			klog("virtio %s %s type %d %s %s", vd.where, vd.t->name, vd.type, driver ? driver : "-", note);
+	}
+}
+
 void drivers_init(void)
 {
 	pci_init();
 	for (int i = 0; i < pci_count(); i++) {
 		struct pci_dev *pci = pci_get(i);
-		int err = 0;
-		switch (virtio_pci_type(pci)) {
-		case VIRTIO_ID_BLOCK:
-			err = virtio_blk_probe(pci);
-			break;
-		default:
+		struct virtio_dev vd;
+		if (!virtio_pci_type(pci))
 			continue;
-		}
+		int err = virtio_pci_probe(&vd, pci);
+		if (!err)
+			err = attach(&vd, &pci->driver, pci->note, sizeof(pci->note));
 		if (err) {
 			pci->driver = "virtio (failed)";
 			ksnprintf(pci->note, sizeof(pci->note), "error %d", err);
 		}
 	}
 	pci_print();
+	virtio_mmio_init();
 }

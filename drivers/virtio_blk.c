@@ -113,15 +113,15 @@ static uint32_t cfg32(struct virtio_blk *d, uint32_t off)
 	return v;
 }
 
-int virtio_blk_probe(struct pci_dev *pci)
+int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len)
 {
+	int err;
 	if (ndisks == MAX_DISKS)
 		return -ENOSPC;
 	struct virtio_blk *d = &disks[ndisks];
 	memset(d, 0, sizeof(*d));
-	int err = virtio_pci_probe(&d->vd, pci, "virtio-blk");
-	if (err)
-		return err;
+	d->vd = *found;
+	d->vd.name = "virtio-blk";
 
 	uint64_t wanted = 1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_RO |
 	                  1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_DISCARD |
@@ -166,8 +166,7 @@ int virtio_blk_probe(struct pci_dev *pci)
 	virtio_ready(&d->vd);
 
 	ksnprintf(d->name, sizeof(d->name), "vd%c", 'a' + ndisks);
-	pci->driver = "virtio-blk";
-	ksnprintf(pci->note, sizeof(pci->note), "%s %lu MiB%s%s", d->name, (unsigned long)(d->sectors >> 11),
+	ksnprintf(note, note_len, "%s %lu MiB%s%s", d->name, (unsigned long)(d->sectors >> 11),
 	          has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)");
 	ndisks++;
 	return 0;
@@ -195,6 +194,7 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 	info->queue_size = d->nslots;
 	info->features = d->vd.features;
 	info->modern = d->vd.modern;
+	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 
 unsigned virtio_blk_inflight(const struct virtio_blk *d) { return d->inflight; }

@@ -6,14 +6,17 @@
 #ifndef RINGLET_VIRTIO_BLK_H
 #define RINGLET_VIRTIO_BLK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ringlet/blk.h>
 
-struct pci_dev;
 struct virtio_blk;
+struct virtio_dev;
 
-int virtio_blk_probe(struct pci_dev *pci);
+/* Takes a device a transport found (and reset); writes a few words about it
+ * ("vda 64 MiB") into note. Returns 0 or a negative errno. */
+int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len);
 int virtio_blk_count(void);
 struct virtio_blk *virtio_blk_get(int i);
 void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info);

@@ -50,6 +50,10 @@ static uint64_t sleep_ctl_addr; /* 0 if none */
 static uint16_t slp_typ_s5;     /* SLP_TYPa for S5 */
 static bool s5_found;
 static uint64_t mcfg_base; /* ECAM base for segment 0 */
+/* virtio-mmio register blocks the DSDT lists (microvm). */
+#define MAX_VIRTIO_MMIO 32
+static uint64_t virtio_mmio_base[MAX_VIRTIO_MMIO];
+static int nvirtio_mmio;
 static uint8_t mcfg_bus_end;
 
 static bool checksum_ok(const void *p, size_t n)
@@ -102,6 +106,35 @@ static void parse_s5(const struct acpi_header *dsdt)
 	}
 }
 
+/*
+ * virtio-mmio devices in the DSDT (QEMU's microvm): a Device whose _HID is the
+ * string "LNRO0005", followed by a _CRS resource template holding a
+ * Memory32Fixed descriptor (tag 0x86, length 9: flags, base, size) for its
+ * registers. Without an AML interpreter, look for the string and take the
+ * first such descriptor within the next few dozen bytes.
+ */
+static void parse_virtio_mmio(const struct acpi_header *dsdt)
+{
+	const uint8_t *p = (const uint8_t *)dsdt, *end = p + dsdt->length;
+	for (p += sizeof(*dsdt); p + 9 < end && nvirtio_mmio < MAX_VIRTIO_MMIO; p++) {
+		if (p[0] != 'L' || memcmp(p, "LNRO0005", 9) != 0) /* with its NUL */
+			continue;
+		for (const uint8_t *q = p + 9; q + 12 <= end && q < p + 96; q++)
+			if (q[0] == 0x86 && q[1] == 0x09 && q[2] == 0x00) {
+				virtio_mmio_base[nvirtio_mmio++] = *(const uint32_t *)(q + 4);
+				break;
+			}
+	}
+}
+
+int acpi_virtio_mmio(uint64_t *bases, int max)
+{
+	int n = nvirtio_mmio < max ? nvirtio_mmio : max;
+	for (int i = 0; i < n; i++)
+		bases[i] = virtio_mmio_base[i];
+	return n;
+}
+
 static void parse_fadt(const struct acpi_header *fadt)
 {
 	const uint8_t *f = (const uint8_t *)fadt;
@@ -117,8 +150,10 @@ static void parse_fadt(const struct acpi_header *fadt)
 		sleep_ctl_addr = *(const uint64_t *)(f + 248);
 	}
 	const struct acpi_header *d = table_at(dsdt, false);
-	if (d)
+	if (d) {
 		parse_s5(d);
+		parse_virtio_mmio(d);
+	}
 }
 
 static void parse_mcfg(const struct acpi_header *mcfg)

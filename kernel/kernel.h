@@ -120,6 +120,8 @@ void acpi_init(uint64_t rsdp);
 void acpi_poweroff(void);
 /* The memory-mapped PCI configuration space of segment 0 (from MCFG). */
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end);
+/* The virtio-mmio register blocks the DSDT lists; returns how many. */
+int acpi_virtio_mmio(uint64_t *bases, int max);
 
 /* ---- command line (kernel/cmdline.c) ------------------------------------ */
 /* Splits s in place into at most max words, shell-like: white space

@@ -277,7 +277,7 @@ void pci_init(void)
 		mem_next = 0xc0000000ull;
 		mem_end = ecam_base;
 	} else {
-		klog("pci: no configuration access (no MCFG table, no ports 0xcf8/0xcfc): no devices");
+		klog("pci: none on this machine (no MCFG table, no ports 0xcf8/0xcfc)");
 		return;
 	}
 	/* RAM may reach into the window on a big pc guest: start above it. */

@@ -84,11 +84,12 @@ static int cmd_info(void)
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_info in;
 		blk_info(i, &in);
-		printf("info %s size=%llu block=%u ro=%s features=0x%llx transport=%s flush=%s discard=%s "
+		printf("info %s size=%llu block=%u ro=%s features=0x%llx transport=%s bus=%s flush=%s discard=%s "
 		       "write_zeroes=%s queue=%u\n",
 		       in.name, (unsigned long long)in.size, in.block_size, in.read_only ? "yes" : "no",
-		       (unsigned long long)in.features, in.modern ? "modern" : "legacy", in.flush ? "yes" : "no",
-		       in.discard ? "yes" : "no", in.write_zeroes ? "yes" : "no", in.queue_size);
+		       (unsigned long long)in.features, in.modern ? "modern" : "legacy", in.bus,
+		       in.flush ? "yes" : "no", in.discard ? "yes" : "no", in.write_zeroes ? "yes" : "no",
+		       in.queue_size);
 	}
 	if (blk_count() == 0)
 		printf("info no disks\n");

@@ -1,11 +1,11 @@
 /*
  * drivers/virtio/virtio_dev.h: one virtio device, whatever transport carries
  * it. A driver calls these and never touches the transport's registers, so
- * the same driver works over modern and legacy virtio-pci.
+ * the same driver works over modern and legacy virtio-pci and virtio-mmio.
  *
- * Start-up, in the order of Virtual I/O Device (VIRTIO) Version 1.2, §3.1.1:
+ * Start-up, in the order of Virtual I/O Device (VIRTIO) Version 1.2, §3.1.1,
+ * once a transport has found the device (virtio_pci_probe, virtio_mmio_probe):
  *
- *	virtio_pci_probe(&vd, pci, "virtio-blk");      // find the transport, reset
  *	virtio_start(&vd, wanted, required);           // steps 1-6: features, FEATURES_OK
  *	virtio_queue_init(&vd, &q, 0, 256);            // step 7: queues
  *	virtio_ready(&vd);                             // step 8: DRIVER_OK
@@ -20,6 +20,7 @@
 #include "virtq.h"
 
 struct pci_dev;
+struct virtio_dev;
 
 /* Device types (§5): the modern PCI device ID is 0x1040 + type. */
 #define VIRTIO_ID_NET     1
@@ -27,35 +28,71 @@ struct pci_dev;
 #define VIRTIO_ID_RNG     4
 #define VIRTIO_ID_BALLOON 5
 
+/*
+ * What a transport does; drivers/virtio/virtio.c builds the spec's steps on
+ * these. Queue functions work on the queue queue_max() selected.
+ */
+struct virtio_transport {
+	const char *name;  /* "pci", "pci-legacy", "mmio", "mmio-legacy" */
+	bool modern;       /* virtio 1.0+: VERSION_1 and the FEATURES_OK step */
+	bool fixed_queues; /* the device's queue size cannot be changed (legacy PCI) */
+	uint8_t (*get_status)(struct virtio_dev *vd);
+	void (*set_status)(struct virtio_dev *vd, uint8_t status);
+	uint64_t (*get_features)(struct virtio_dev *vd);
+	void (*set_features)(struct virtio_dev *vd, uint64_t features);
+	/* Selects queue `index`; returns its largest size, 0 if there is none. */
+	uint16_t (*queue_max)(struct virtio_dev *vd, uint16_t index);
+	/* The notify function and context virtq_init() gets for that queue. */
+	void (*queue_notify)(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx);
+	/* Programs the selected queue's size and ring addresses and enables it. */
+	void (*queue_enable)(struct virtio_dev *vd, struct virtq *q);
+	/* Copies device-specific configuration with the field widths §4.1.3.1
+	 * asks for; false when [off, off+len) is not there. */
+	bool (*config_copy)(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len);
+	int (*config_generation)(struct virtio_dev *vd); /* -1: the transport has none */
+	void (*config_write32)(struct virtio_dev *vd, uint32_t off, uint32_t v);
+	uint8_t (*isr)(struct virtio_dev *vd);
+};
+
 struct virtio_dev {
 	const char *name; /* for log lines: "virtio-blk" */
-	struct pci_dev *pci;
-	bool modern;       /* virtio 1.0+ registers; else the legacy I/O BAR */
-	uint64_t features; /* negotiated */
+	char where[24];   /* "00:01.0" or "mmio 0xfeb00e00" */
+	const struct virtio_transport *t;
+	int type;            /* VIRTIO_ID_* */
+	bool modern;         /* == t->modern */
+	uint64_t features;   /* negotiated */
+	struct pci_dev *pci; /* NULL for virtio-mmio */
 
-	/* Modern: the structures the capabilities point at (§4.1.4). */
+	/* Modern PCI: the structures the capabilities point at (§4.1.4). */
 	volatile struct virtio_pci_common_cfg *common;
 	volatile uint8_t *notify_base;
 	uint32_t notify_mult;
-	volatile uint8_t *isr;
+	volatile uint8_t *isr_reg;
 	volatile uint8_t *devcfg;
 	uint32_t devcfg_len;
 
-	/* Legacy: the I/O port base of BAR0 (§4.1.4.8). */
+	/* Legacy PCI: the I/O port base of BAR0 (§4.1.4.8). */
 	uint16_t io;
+
+	/* virtio-mmio: the register block (§4.2.2). */
+	volatile uint8_t *mmio;
 };
 
 /* The device type of a virtio PCI function, or 0 when it is not one. */
 int virtio_pci_type(const struct pci_dev *pci);
-/* Picks the transport (modern when offered), maps it and resets the device.
- * Returns 0 or a negative errno (the device is then left alone). */
-int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci, const char *name);
+/* Picks the PCI transport (modern when offered), maps it and resets the
+ * device. Returns 0 or a negative errno (the device is then left alone). */
+int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci);
+/* A virtio-mmio register block at `base` (§4.2): 0 and vd filled in, or
+ * -ENODEV when there is no device there (an empty slot) or it is unusable. */
+int virtio_mmio_probe(struct virtio_dev *vd, uint64_t base);
+
 /* Reset, ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK. Accepts the
  * offered subset of `wanted`; fails with -ENOTSUP when a `required` bit is
  * not offered and -EIO when the device refuses FEATURES_OK. */
 int virtio_start(struct virtio_dev *vd, uint64_t wanted, uint64_t required);
 /* Sets up queue `index` with at most max_size descriptors (memory from the
- * page allocator). Returns 0, -ENOENT (no such queue), -ENOTSUP (a legacy
+ * page allocator). Returns 0, -ENOENT (no such queue), -ENOTSUP (a fixed
  * queue larger than VIRTQ_MAX_SIZE), -ENOMEM. */
 int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, uint16_t max_size);
 void virtio_ready(struct virtio_dev *vd);
@@ -64,10 +101,11 @@ void virtio_fail(struct virtio_dev *vd, const char *why);
 void virtio_reset(struct virtio_dev *vd);
 uint8_t virtio_status(struct virtio_dev *vd);
 /* Copies `len` bytes of the device-specific configuration from `off`,
- * retrying until the device's config generation is stable (§2.5.1). */
+ * retrying until the device's config generation is stable (§2.5.1); zeros
+ * for a range the device does not have. */
 void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t len);
 void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v);
-/* Reads (and so clears) the ISR status: bit 1 is a config change (§4.1.4.5). */
+/* Reads (and so clears) the interrupt status: bit 1 is a config change. */
 uint8_t virtio_isr(struct virtio_dev *vd);
 
 #endif

@@ -1,13 +1,13 @@
 /*
  * virtio-pci: the PCI transport, modern and legacy, behind virtio_dev.h.
  * Implements: Virtual I/O Device (VIRTIO) Version 1.2, §4.1 Virtio Over PCI Bus
- *             (§4.1.4 modern capabilities, §4.1.4.8 legacy interface),
- *             §3.1.1 Driver Requirements: Device Initialization.
+ *             (§4.1.4 modern capabilities, §4.1.4.8 legacy interface).
  * Try it:     scripts/run --virtio modern|legacy --disk disk.img blktool -- info
  *
  * A transitional device offers both interfaces; the modern one is used when
  * its capabilities are there (QEMU's default, and `disable-legacy=on`), the
- * legacy I/O BAR otherwise (`disable-modern=on`).
+ * legacy I/O BAR otherwise (`disable-modern=on`). The steps of start-up are
+ * in virtio.c; here are only the two register layouts.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -58,76 +58,22 @@ static bool modern_probe(struct virtio_dev *vd)
 		} else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG && !vd->notify_base) {
 			vd->notify_base = map_cap(pci, cap, NULL);
 			vd->notify_mult = pci_read32(pci, cap + 16);
-		} else if (type == VIRTIO_PCI_CAP_ISR_CFG && !vd->isr) {
-			vd->isr = map_cap(pci, cap, NULL);
+		} else if (type == VIRTIO_PCI_CAP_ISR_CFG && !vd->isr_reg) {
+			vd->isr_reg = map_cap(pci, cap, NULL);
 		} else if (type == VIRTIO_PCI_CAP_DEVICE_CFG && !vd->devcfg) {
 			vd->devcfg = map_cap(pci, cap, &vd->devcfg_len);
 		}
 	}
-	return vd->common && vd->notify_base && vd->isr;
+	return vd->common && vd->notify_base && vd->isr_reg;
 }
 
-int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci, const char *name)
-{
-	memset(vd, 0, sizeof(*vd));
-	vd->name = name;
-	vd->pci = pci;
-	pci_probe_bars(pci);
-	pci_enable(pci, true, true);
-	if (modern_probe(vd)) {
-		vd->modern = true;
-	} else if (pci->bar[0].io && pci->bar[0].addr) {
-		vd->io = (uint16_t)pci->bar[0].addr;
-	} else if (pci->bar[0].io) {
-		/* A legacy-only device on a machine without I/O port routing (microvm). */
-		klog("%s %02x:%02x.%x: legacy-only, and this machine has no I/O port window for it: use modern virtio "
-		     "(disable-legacy=on)",
-		     name, pci->bus, pci->dev, pci->fn);
-		return -ENODEV;
-	} else {
-		klog("%s %02x:%02x.%x: neither modern capabilities nor a legacy I/O BAR", name, pci->bus, pci->dev,
-		     pci->fn);
-		return -ENODEV;
-	}
-	virtio_reset(vd);
-	return 0;
-}
+/* ---- modern: registers in memory BARs ----------------------------------- */
 
-/* ---- status and features ------------------------------------------------ */
+static uint8_t modern_get_status(struct virtio_dev *vd) { return mmio_read8(&vd->common->device_status); }
+static void modern_set_status(struct virtio_dev *vd, uint8_t s) { mmio_write8(&vd->common->device_status, s); }
 
-uint8_t virtio_status(struct virtio_dev *vd)
+static uint64_t modern_get_features(struct virtio_dev *vd)
 {
-	return vd->modern ? mmio_read8(&vd->common->device_status) : inb(vd->io + VIRTIO_PCI_LEGACY_STATUS);
-}
-
-static void set_status(struct virtio_dev *vd, uint8_t s)
-{
-	if (vd->modern)
-		mmio_write8(&vd->common->device_status, s);
-	else
-		outb(vd->io + VIRTIO_PCI_LEGACY_STATUS, s);
-}
-
-void virtio_reset(struct virtio_dev *vd)
-{
-	set_status(vd, 0);
-	/* §4.1.4.3.2: "After writing 0 to device_status, the driver MUST wait
-	 * for a read of device_status to return 0 before reinitializing the
-	 * device." Bounded: a device that never resets is given up on. */
-	for (int i = 0; i < 1000000 && virtio_status(vd) != 0; i++)
-		cpu_relax();
-}
-
-void virtio_fail(struct virtio_dev *vd, const char *why)
-{
-	set_status(vd, virtio_status(vd) | VIRTIO_STATUS_FAILED);
-	klog("%s %02x:%02x.%x: %s", vd->name, vd->pci->bus, vd->pci->dev, vd->pci->fn, why);
-}
-
-static uint64_t device_features(struct virtio_dev *vd)
-{
-	if (!vd->modern)
-		return inl(vd->io + VIRTIO_PCI_LEGACY_HOST_FEATURES); /* 32 bits only */
 	uint64_t f = 0;
 	for (uint32_t half = 0; half < 2; half++) {
 		mmio_write32(&vd->common->device_feature_select, half);
@@ -136,178 +82,204 @@ static uint64_t device_features(struct virtio_dev *vd)
 	return f;
 }
 
-static void driver_features(struct virtio_dev *vd, uint64_t f)
+static void modern_set_features(struct virtio_dev *vd, uint64_t f)
 {
-	if (!vd->modern) {
-		outl(vd->io + VIRTIO_PCI_LEGACY_GUEST_FEATURES, (uint32_t)f);
-		return;
-	}
 	for (uint32_t half = 0; half < 2; half++) {
 		mmio_write32(&vd->common->driver_feature_select, half);
 		mmio_write32(&vd->common->driver_feature, (uint32_t)(f >> (32 * half)));
 	}
 }
 
-int virtio_start(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
+static uint16_t modern_queue_max(struct virtio_dev *vd, uint16_t index)
 {
-	/* 1. Reset the device (also one the firmware used to boot from). */
-	virtio_reset(vd);
-	/* 2. ACKNOWLEDGE: we have noticed the device. */
-	set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE);
-	/* 3. DRIVER: we know how to drive it. */
-	set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	/* 4. Read the offered features; write the subset we understand. A
-	 *    modern device must also get VIRTIO_F_VERSION_1 (§6.1). */
-	uint64_t offered = device_features(vd);
-	if (vd->modern) {
-		wanted |= 1ull << VIRTIO_F_VERSION_1;
-		required |= 1ull << VIRTIO_F_VERSION_1;
-	}
-	if ((offered & required) != required) {
-		virtio_fail(vd, "does not offer a feature this driver requires");
-		return -ENOTSUP;
-	}
-	vd->features = offered & wanted;
-	driver_features(vd, vd->features);
-	if (vd->modern) {
-		/* 5. FEATURES_OK; 6. re-read it: "If it is not set, the device
-		 *    does not support our subset of features". Legacy devices
-		 *    have no such step. */
-		set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-		if (!(virtio_status(vd) & VIRTIO_STATUS_FEATURES_OK)) {
-			virtio_fail(vd, "refused our features (FEATURES_OK not kept)");
-			return -EIO;
-		}
-	}
-	return 0;
+	mmio_write16(&vd->common->queue_select, index);
+	return mmio_read16(&vd->common->queue_size);
 }
 
-void virtio_ready(struct virtio_dev *vd)
+static void notify_modern(struct virtq *q, void *doorbell)
 {
-	/* 8. DRIVER_OK: the device is live from here on. */
-	set_status(vd, virtio_status(vd) | VIRTIO_STATUS_DRIVER_OK);
-}
-
-/* ---- queues --------------------------------------------------------------- */
-
-static void notify_modern(struct virtq *q, void *ctx)
-{
-	(void)q;
 	virtio_wmb(); /* the avail index is visible before the doorbell rings */
-	mmio_write16(ctx, q->index);
+	mmio_write16(doorbell, q->index);
 }
 
-static void notify_legacy(struct virtq *q, void *ctx)
+static void modern_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
-	virtio_wmb();
-	outw((uint16_t)(uintptr_t)ctx, q->index);
+	mmio_write16(&vd->common->queue_select, index);
+	*fn = notify_modern;
+	*ctx = (void *)(vd->notify_base + (uint32_t)mmio_read16(&vd->common->queue_notify_off) * vd->notify_mult);
 }
 
-int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, uint16_t max_size)
+static void modern_queue_enable(struct virtio_dev *vd, struct virtq *q)
 {
-	uint16_t size;
-	if (vd->modern) {
-		mmio_write16(&vd->common->queue_select, index);
-		size = mmio_read16(&vd->common->queue_size);
-	} else {
-		outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SELECT, index);
-		size = inw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SIZE);
-	}
-	if (size == 0)
-		return -ENOENT;
-	if (max_size > VIRTQ_MAX_SIZE)
-		max_size = VIRTQ_MAX_SIZE;
-	if (vd->modern) {
-		/* A modern device takes a smaller size; split rings want a power of two. */
-		while (size > max_size || (size & (size - 1)))
-			size = (uint16_t)(1u << (31 - __builtin_clz(size > max_size ? max_size : size)));
-	} else if (size > VIRTQ_MAX_SIZE || (size & (size - 1))) {
-		return -ENOTSUP; /* a legacy queue's size cannot be changed */
-	}
-
-	size_t pages = ALIGN_UP(virtq_ring_bytes(size), PAGE_SIZE) / PAGE_SIZE;
-	void *ring = page_alloc(pages);
-	if (!ring)
-		return -ENOMEM;
-	bool event_idx = virtio_has_feature(vd->features, VIRTIO_F_EVENT_IDX);
-
-	if (vd->modern) {
-		volatile uint8_t *doorbell =
-		    vd->notify_base + (uint32_t)mmio_read16(&vd->common->queue_notify_off) * vd->notify_mult;
-		int err = virtq_init(q, index, size, ring, event_idx, notify_modern, (void *)doorbell);
-		if (err)
-			return err;
-		mmio_write16(&vd->common->queue_size, size);
-		mmio_write64(&vd->common->queue_desc_lo, virtq_desc_addr(q));
-		mmio_write64(&vd->common->queue_driver_lo, virtq_avail_addr(q));
-		mmio_write64(&vd->common->queue_device_lo, virtq_used_addr(q));
-		mmio_write16(&vd->common->queue_enable, 1);
-	} else {
-		int err = virtq_init(q, index, size, ring, event_idx, notify_legacy,
-		                     (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY));
-		if (err)
-			return err;
-		outl(vd->io + VIRTIO_PCI_LEGACY_QUEUE_PFN,
-		     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
-	}
-	return 0;
+	mmio_write16(&vd->common->queue_select, q->index);
+	mmio_write16(&vd->common->queue_size, q->size);
+	mmio_write64(&vd->common->queue_desc_lo, virtq_desc_addr(q));
+	mmio_write64(&vd->common->queue_driver_lo, virtq_avail_addr(q));
+	mmio_write64(&vd->common->queue_device_lo, virtq_used_addr(q));
+	mmio_write16(&vd->common->queue_enable, 1);
 }
 
-/* ---- configuration space ---------------------------------------------------- */
-
-/*
- * §4.1.3.1: "the driver MUST use 8-bit wide accesses for 8-bit wide fields,
- * 16-bit wide and aligned accesses for 16-bit wide fields and 32-bit wide and
- * aligned accesses for 32-bit and 64-bit wide fields." Callers read whole
- * fields, so the widest aligned access that fits is the field's own.
- */
-static void config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
+/* The widest aligned access that fits a field: callers read whole fields,
+ * so that is the field's own width, as §4.1.3.1 asks. */
+static uint32_t field_width(uint32_t off, uint32_t left)
 {
-	for (uint32_t i = 0; i < len;) {
-		uint32_t o = off + i, v, w = (len - i >= 4 && o % 4 == 0) ? 4 : (len - i >= 2 && o % 2 == 0) ? 2 : 1;
-		if (vd->modern)
-			v = w == 4   ? mmio_read32(vd->devcfg + o)
-			    : w == 2 ? mmio_read16(vd->devcfg + o)
-			             : mmio_read8(vd->devcfg + o);
-		else {
-			/* MSI-X is never enabled, so the config starts at 0x14. */
-			uint16_t port = vd->io + VIRTIO_PCI_LEGACY_CONFIG + o;
-			v = w == 4 ? inl(port) : w == 2 ? inw(port) : inb(port);
-		}
+	return (left >= 4 && off % 4 == 0) ? 4 : (left >= 2 && off % 2 == 0) ? 2 : 1;
+}
+
+static bool modern_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
+{
+	if (!vd->devcfg || off + len > vd->devcfg_len || off + len < off)
+		return false;
+	for (uint32_t i = 0, w; i < len; i += w) {
+		uint32_t o = off + i, v;
+		w = field_width(o, len - i);
+		v = w == 4   ? mmio_read32(vd->devcfg + o)
+		    : w == 2 ? mmio_read16(vd->devcfg + o)
+		             : mmio_read8(vd->devcfg + o);
 		memcpy(out + i, &v, w); /* little-endian: the low bytes first */
-		i += w;
 	}
+	return true;
 }
 
-void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t len)
-{
-	if (!vd->modern) {
-		config_copy(vd, off, buf, len); /* legacy has no generation counter */
-		return;
-	}
-	if (!vd->devcfg || off + len > vd->devcfg_len) {
-		memset(buf, 0, len);
-		return;
-	}
-	/* A device that keeps changing its config is read a bounded number
-	 * of times: the last copy is used rather than spinning forever. */
-	for (int tries = 0; tries < 64; tries++) {
-		uint8_t gen = mmio_read8(&vd->common->config_generation);
-		config_copy(vd, off, buf, len);
-		if (gen == mmio_read8(&vd->common->config_generation))
-			break;
-	}
-}
+static int modern_config_generation(struct virtio_dev *vd) { return mmio_read8(&vd->common->config_generation); }
 
-void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
+static void modern_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	if (!vd->modern)
-		outl(vd->io + VIRTIO_PCI_LEGACY_CONFIG + off, v);
-	else if (vd->devcfg && off + 4 <= vd->devcfg_len)
+	if (vd->devcfg && off + 4 <= vd->devcfg_len)
 		mmio_write32(vd->devcfg + off, v);
 }
 
-uint8_t virtio_isr(struct virtio_dev *vd)
+static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg); }
+
+static const struct virtio_transport pci_modern = {
+    .name = "pci",
+    .modern = true,
+    .get_status = modern_get_status,
+    .set_status = modern_set_status,
+    .get_features = modern_get_features,
+    .set_features = modern_set_features,
+    .queue_max = modern_queue_max,
+    .queue_notify = modern_queue_notify,
+    .queue_enable = modern_queue_enable,
+    .config_copy = modern_config_copy,
+    .config_generation = modern_config_generation,
+    .config_write32 = modern_config_write32,
+    .isr = modern_isr,
+};
+
+/* ---- legacy: registers in an I/O BAR ------------------------------------ */
+
+static uint8_t legacy_get_status(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_STATUS); }
+static void legacy_set_status(struct virtio_dev *vd, uint8_t s) { outb(vd->io + VIRTIO_PCI_LEGACY_STATUS, s); }
+
+static uint64_t legacy_get_features(struct virtio_dev *vd)
 {
-	return vd->modern ? mmio_read8(vd->isr) : inb(vd->io + VIRTIO_PCI_LEGACY_ISR);
+	return inl(vd->io + VIRTIO_PCI_LEGACY_HOST_FEATURES); /* 32 bits only */
+}
+
+static void legacy_set_features(struct virtio_dev *vd, uint64_t f)
+{
+	outl(vd->io + VIRTIO_PCI_LEGACY_GUEST_FEATURES, (uint32_t)f);
+}
+
+static uint16_t legacy_queue_max(struct virtio_dev *vd, uint16_t index)
+{
+	outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SELECT, index);
+	return inw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SIZE);
+}
+
+static void notify_legacy(struct virtq *q, void *port)
+{
+	virtio_wmb(); /* the avail index is visible before the doorbell rings */
+	outw((uint16_t)(uintptr_t)port, q->index);
+}
+
+static void legacy_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+{
+	(void)index;
+	*fn = notify_legacy;
+	*ctx = (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY);
+}
+
+static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
+{
+	/* The size is the device's; the rings are where the page number says,
+	 * in the legacy layout (used ring on the next 4096 boundary). */
+	outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SELECT, q->index);
+	outl(vd->io + VIRTIO_PCI_LEGACY_QUEUE_PFN,
+	     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
+}
+
+static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
+{
+	if (off + len > 256 || off + len < off)
+		return false; /* the I/O BAR is 256 bytes at most with the header */
+	for (uint32_t i = 0, w; i < len; i += w) {
+		/* MSI-X is never enabled, so the config starts at 0x14. */
+		uint16_t port = vd->io + VIRTIO_PCI_LEGACY_CONFIG + off + i;
+		uint32_t v;
+		w = field_width(off + i, len - i);
+		v = w == 4 ? inl(port) : w == 2 ? inw(port) : inb(port);
+		memcpy(out + i, &v, w);
+	}
+	return true;
+}
+
+static int legacy_config_generation(struct virtio_dev *vd)
+{
+	(void)vd;
+	return -1; /* legacy devices have no generation counter */
+}
+
+static void legacy_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
+{
+	outl(vd->io + VIRTIO_PCI_LEGACY_CONFIG + off, v);
+}
+
+static uint8_t legacy_isr(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_ISR); }
+
+static const struct virtio_transport pci_legacy = {
+    .name = "pci-legacy",
+    .fixed_queues = true,
+    .get_status = legacy_get_status,
+    .set_status = legacy_set_status,
+    .get_features = legacy_get_features,
+    .set_features = legacy_set_features,
+    .queue_max = legacy_queue_max,
+    .queue_notify = legacy_queue_notify,
+    .queue_enable = legacy_queue_enable,
+    .config_copy = legacy_config_copy,
+    .config_generation = legacy_config_generation,
+    .config_write32 = legacy_config_write32,
+    .isr = legacy_isr,
+};
+
+/* ---- finding the device ------------------------------------------------- */
+
+int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci)
+{
+	memset(vd, 0, sizeof(*vd));
+	vd->pci = pci;
+	vd->type = virtio_pci_type(pci);
+	ksnprintf(vd->where, sizeof(vd->where), "%02x:%02x.%x", pci->bus, pci->dev, pci->fn);
+	pci_probe_bars(pci);
+	pci_enable(pci, true, true);
+	if (modern_probe(vd)) {
+		vd->t = &pci_modern;
+	} else if (pci->bar[0].io && pci->bar[0].addr) {
+		vd->io = (uint16_t)pci->bar[0].addr;
+		vd->t = &pci_legacy;
+	} else if (pci->bar[0].io) {
+		/* A legacy-only device on a machine without I/O port routing (microvm). */
+		klog("virtio %s: legacy-only, and this machine has no I/O port window for it: use modern virtio "
+		     "(disable-legacy=on)",
+		     vd->where);
+		return -ENODEV;
+	} else {
+		klog("virtio %s: neither modern capabilities nor a legacy I/O BAR", vd->where);
+		return -ENODEV;
+	}
+	vd->modern = vd->t->modern;
+	virtio_reset(vd);
+	return 0;
 }

@@ -46,6 +46,7 @@ struct blk_info {
 	uint16_t queue_size;   /* requests that can be in flight at once (at least) */
 	uint64_t features;     /* the virtio feature bits negotiated */
 	bool modern;           /* virtio 1.0 transport, else legacy */
+	char bus[8];           /* "pci" or "mmio" */
 };
 
 struct blk_request {

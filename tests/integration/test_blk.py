@@ -335,6 +335,25 @@ def test_transport_machine(tmp_path, machine, virtio):
     assert_same(img.read_bytes(), apply(data, WRITES))
 
 
+@pytest.mark.parametrize("virtio", ["mmio", "mmio-legacy"])
+def test_virtio_mmio(tmp_path, virtio):
+    """microvm without PCI: the disk on virtio-mmio (version 2, and the legacy
+    version 1), found through the ACPI DSDT. Read-back, exact writes, and a
+    full queue of requests in flight."""
+    img = tmp_path / "m.img"
+    data = make_raw(img, seed=zlib.crc32(virtio.encode()))
+    args = ["info", "sha256", "vda", 0, SIZE, "parallel", "vda", 300]
+    out = ok(blk(args + commands(WRITES) + ["flush", "vda"], [img], machine="microvm", virtio=virtio))
+    info = info_line(out, "vda")
+    assert info["bus"] == "mmio", info
+    assert info["transport"] == ("legacy" if virtio == "mmio-legacy" else "modern"), info
+    assert re.search(r"^\[[ 0-9.]+\] virtio mmio 0x[0-9a-f]+ %s type 2 virtio-blk vda" % virtio, out, re.M), out
+    assert sha_line(out, "vda", 0, SIZE) == sha(data)
+    m = re.search(r"^parallel vda 300 inflight=(\d+) sha256=([0-9a-f]{64})$", out, re.M)
+    assert m and int(m.group(1)) == int(info["queue"]) and m.group(2) == sha(data[:300 * 4096]), out
+    assert_same(img.read_bytes(), apply(data, WRITES))
+
+
 # ---- many requests in flight ------------------------------------------------------
 
 @pytest.mark.parametrize("virtio", ["modern", "legacy"])
