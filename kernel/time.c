@@ -191,6 +191,13 @@ void time_init(void)
 		}
 		if (!tsc_hz)
 			set_rate(2000000000ull, "a guess (no PIT, no CPUID leaf): times are wrong");
+		/* No PIT window to measure the APIC timer in: use the TSC, over
+		 * 100 us, so that waits can still halt. */
+		uint32_t a0 = lapic_read(LAPIC_TIMER_CUR);
+		uint64_t t0 = rdtsc(), span = tsc_hz / 10000;
+		while (rdtsc() - t0 < span)
+			cpu_relax();
+		lapic_hz = (uint64_t)(a0 - lapic_read(LAPIC_TIMER_CUR)) * 10000;
 	}
 	realtime_at_boot_ns = rtc_read_ns();
 }
