@@ -8,7 +8,7 @@
 #                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
 #                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
 #   make debug            boot halted under gdb
-#   make bench            benchmarks (bench/)
+#   make bench            benchmarks (bench/boot, bench/idle; bench/blk compares with Linux)
 #   make V=1              show full commands
 #
 # Dependencies (Debian packages, newlib built once into build/) are checked
@@ -179,6 +179,7 @@ test:
 bench:
 	$(Q)scripts/deps --quiet
 	$(Q)bench/boot
+	$(Q)bench/idle
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
