@@ -194,6 +194,8 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 	info->queue_size = d->nslots;
 	info->features = d->vd.features;
 	info->modern = d->vd.modern;
+	info->max_discard = (uint64_t)d->max_discard_sectors * 512;
+	info->max_zeroes = (uint64_t)d->max_write_zeroes_sectors * 512;
 	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 

@@ -198,7 +198,13 @@ static int range_op(int i, enum blk_op op, uint64_t off, uint64_t len)
 		return -ENODEV;
 	if (len == 0)
 		return -EINVAL;
-	const uint64_t chunk = ALIGN_DOWN(1ull << 30, d->info.block_size); /* well below 2^32 sectors */
+	/* At most what the device says one request may cover, and well below
+	 * 2^32 sectors in any case. */
+	uint64_t limit = op == BLK_DISCARD ? d->info.max_discard : d->info.max_zeroes;
+	uint64_t chunk = limit && limit < (1ull << 30) ? limit : 1ull << 30;
+	chunk = ALIGN_DOWN(chunk, d->info.block_size);
+	if (chunk == 0)
+		return -EINVAL;
 	for (uint64_t done = 0; done < len;) {
 		uint64_t n = len - done < chunk ? len - done : chunk;
 		struct blk_request r = {.op = op, .offset = off + done, .len = (uint32_t)n};

@@ -43,6 +43,8 @@ struct blk_info {
 	bool discard;
 	bool write_zeroes;
 	uint32_t max_transfer; /* the most bytes one read/write request may carry */
+	uint64_t max_discard;  /* bytes per discard request the device takes (0: no limit) */
+	uint64_t max_zeroes;   /* the same for write-zeroes */
 	uint16_t queue_size;   /* requests that can be in flight at once (at least) */
 	uint64_t features;     /* the virtio feature bits negotiated */
 	bool modern;           /* virtio 1.0 transport, else legacy */

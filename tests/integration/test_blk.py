@@ -404,6 +404,21 @@ def test_get_id(tmp_path):
     assert re.search(r"^id vdb ABCDEFGHIJKLMNOPQRST$", out, re.M), out
 
 
+def test_small_device_limits(tmp_path):
+    """A device that takes at most 1 MiB of write-zeroes and 512 KiB of
+    discard per request: larger ranges are split, and the zeros land."""
+    img = tmp_path / "lim.img"
+    data = make_raw(img, SIZE, seed=40)
+    disk = ["--qemu-arg=-drive", "--qemu-arg=file=%s,if=none,id=lim,format=raw,discard=unmap" % img,
+            "--qemu-arg=-device",
+            "--qemu-arg=virtio-blk-pci,drive=lim,max-write-zeroes-sectors=2048,max-discard-sectors=1024"]
+    ops = [("zero", MiB, 5 * MiB), ("discard", 8 * MiB, 3 * MiB)]
+    out = ok(blk(commands(ops) + ["flush", "vda"], [], extra=disk))
+    assert "ok zero vda %d %d" % (MiB, 5 * MiB) in out, out
+    assert "ok discard vda %d %d" % (8 * MiB, 3 * MiB) in out, out
+    assert_same(img.read_bytes(), apply(data, ops))
+
+
 # ---- bad input -----------------------------------------------------------------
 
 @pytest.mark.parametrize("args,status,text", [
