@@ -9,7 +9,7 @@
  *   zero DEV OFFSET LENGTH       the device's write-zeroes command
  *   discard DEV OFFSET LENGTH    the device's discard command
  *   flush DEV                    empty the device's write cache
- *   id DEV                       the device's serial (get-id)
+ *   id DEV                       the device's serial (get-id), or (none)
  *   parallel DEV COUNT           COUNT 4 KiB reads of the disk's start, all
  *                                submitted before any is waited for (and one
  *                                synchronous read among them); prints how
@@ -296,7 +296,7 @@ int main(int argc, char **argv)
 			char id[21];
 			if ((err = blk_get_id(disk, id)) != 0)
 				return fail(cmd, a[0], -err);
-			printf("id %s %s\n", a[0], id);
+			printf("id %s %s\n", a[0], id[0] ? id : "(none)");
 		} else if (!strcmp(cmd, "sleep")) {
 			printf("ok sleep %llu\n", n[0]);
 			fflush(stdout);
