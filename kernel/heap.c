@@ -54,8 +54,6 @@ void *sbrk(ptrdiff_t incr)
 	return (void *)old;
 }
 
-size_t heap_size(void) { return heap_brk - heap_start; }
-
 size_t heap_max_bytes(void) { return heap_limit - heap_start; }
 
 /*

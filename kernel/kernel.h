@@ -82,7 +82,6 @@ void *page_alloc(size_t npages);
 void page_free(void *p, size_t npages);
 /* Takes the given free pages for the caller (the heap grows this way). */
 int pmem_claim(uintptr_t addr, size_t npages);
-size_t pmem_free_pages(void);
 size_t pmem_total_pages(void);
 uintptr_t pmem_top(void); /* end of the highest usable RAM */
 /* The largest free run of pages at boot: where the heap grows. */
@@ -100,7 +99,6 @@ uintptr_t stack_alloc(size_t bytes, const char *name);
 const char *stack_guard_name(uintptr_t addr);
 
 void heap_init(void);
-size_t heap_size(void);      /* bytes in use below the break */
 size_t heap_max_bytes(void); /* how far the break may move */
 
 /* ---- time (kernel/time.c) ---------------------------------------------- */

@@ -201,7 +201,6 @@ int pmem_claim(uintptr_t addr, size_t n)
 	return 0;
 }
 
-size_t pmem_free_pages(void) { return free_pages; }
 size_t pmem_total_pages(void) { return total_pages; }
 uintptr_t pmem_top(void) { return npages * PAGE_SIZE; }
 
