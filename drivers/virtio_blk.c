@@ -93,9 +93,8 @@ struct virtio_blk {
 	bool broken;
 	struct slot *slots, *free_slots;
 	uint16_t nslots;
-	unsigned inflight;    /* requests submitted, not yet handed back */
-	uint64_t progress_ns; /* last completion or notification */
-	unsigned renotified;  /* notifications sent by the stall check */
+	unsigned inflight;   /* requests submitted, not yet handed back */
+	unsigned renotified; /* notifications sent by the queue's watchdog */
 };
 
 static struct virtio_blk disks[MAX_DISKS];
@@ -292,8 +291,7 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 	d->free_slots = s->next_free;
 	s->req = r;
 	s->submitted_ns = time_ns();
-	if (d->inflight++ == 0)
-		d->progress_ns = s->submitted_ns;
+	d->inflight++;
 	virtq_kick(&d->q);
 	return 0;
 }
@@ -323,26 +321,15 @@ void virtio_blk_abandon(struct virtio_blk *d, const char *why)
 		klog("%s: the device did not reset: it may still write to memory it was given", d->name);
 }
 
-/* Requests in flight and nothing back for this long: notify again. */
-#define STALL_NS 1000000
-
 /*
  * A lost notification would leave requests in the queue that the device
- * never looks at (see virtq_notify()). Nothing completing for STALL_NS while
- * requests are in flight costs one extra notification, which the device
- * ignores if it did not need it.
+ * never looks at (see virtq_notify()): the queue's watchdog notifies again
+ * when nothing has moved for a while.
  */
 static void stall_check(struct virtio_blk *d)
 {
-	if (d->inflight == 0)
-		return;
-	uint64_t now = time_ns();
-	if (now - d->progress_ns < STALL_NS)
-		return;
-	d->progress_ns = now;
-	if (d->renotified++ == 0)
+	if (virtq_watchdog(&d->q, time_ns()) && d->renotified++ == 0)
 		kdebug("%s: no completion for 1 ms with %u requests in flight: notifying again", d->name, d->inflight);
-	virtq_notify(&d->q);
 }
 
 int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
@@ -372,7 +359,6 @@ int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
 		s->next_free = d->free_slots;
 		d->free_slots = s;
 		d->inflight--;
-		d->progress_ns = time_ns();
 		done[n++] = r;
 	}
 	if (d->broken) {

@@ -271,6 +271,23 @@ void virtq_notify(struct virtq *q)
 	q->notify(q, q->notify_ctx);
 }
 
+bool virtq_watchdog(struct virtq *q, uint64_t now_ns)
+{
+	if (q->broken)
+		return false;
+	if (q->inflight == 0 || q->last_used != q->wd_used || q->avail_idx != q->wd_avail) {
+		q->wd_used = q->last_used;
+		q->wd_avail = q->avail_idx;
+		q->wd_ns = now_ns;
+		return false;
+	}
+	if (now_ns - q->wd_ns < VIRTQ_STALL_NS)
+		return false;
+	q->wd_ns = now_ns;
+	virtq_notify(q);
+	return true;
+}
+
 static int mark_broken(struct virtq *q, const char *reason)
 {
 	q->broken = reason;

@@ -82,14 +82,16 @@ struct virtq {
 	void *notify_ctx;
 
 	/* Our own state. Never read back from shared memory, so the device cannot change it. */
-	uint16_t avail_idx;                       /* next avail->idx we publish (the device must not write avail) */
-	uint16_t kicked_idx;                      /* avail_idx at the last kick decision */
-	uint16_t last_used;                       /* used->idx up to which we have consumed entries */
-	uint16_t free_head;                       /* first free descriptor; free ones are linked through next[] */
-	uint16_t num_free;                        /* number of free descriptors */
-	uint16_t inflight;                        /* chains added and not yet returned by virtq_get_used() */
-	const char *broken;                       /* why the device was judged broken; NULL while it behaves */
-	uint16_t next[VIRTQ_MAX_SIZE];            /* free list and chain links */
+	uint16_t avail_idx;            /* next avail->idx we publish (the device must not write avail) */
+	uint16_t kicked_idx;           /* avail_idx at the last kick decision */
+	uint16_t last_used;            /* used->idx up to which we have consumed entries */
+	uint16_t free_head;            /* first free descriptor; free ones are linked through next[] */
+	uint16_t num_free;             /* number of free descriptors */
+	uint16_t inflight;             /* chains added and not yet returned by virtq_get_used() */
+	const char *broken;            /* why the device was judged broken; NULL while it behaves */
+	uint16_t wd_used, wd_avail;    /* virtq_watchdog(): last_used and avail_idx when it last saw progress */
+	uint64_t wd_ns;                /* ... and the time it saw it */
+	uint16_t next[VIRTQ_MAX_SIZE]; /* free list and chain links */
 	struct virtq_chain chain[VIRTQ_MAX_SIZE]; /* by head descriptor */
 };
 
@@ -156,6 +158,15 @@ void virtq_kick(struct virtq *q);
  * with one vCPU, so virtq_kick_prepare() can read a stale avail_event.)
  */
 void virtq_notify(struct virtq *q);
+
+/*
+ * The way a driver uses virtq_notify(): call this when a poll found nothing, with the current
+ * time. Progress is chains coming back or new chains going out; with chains in flight and no
+ * progress for VIRTQ_STALL_NS, it notifies the device again and returns true. So a lost
+ * notification costs at most that long, whatever the driver.
+ */
+#define VIRTQ_STALL_NS 1000000
+bool virtq_watchdog(struct virtq *q, uint64_t now_ns);
 
 /*
  * Take one used chain: returns 1 and sets *cookie and *len (bytes the device wrote into the

@@ -628,6 +628,58 @@ static void expect_broken(struct fix *f, const char *reason, uint8_t *snapshot)
 	fix_free(f);
 }
 
+/* virtq_watchdog(): with chains in flight and neither completions nor new chains for
+ * VIRTQ_STALL_NS, it notifies once per period; any progress restarts the clock; an idle or
+ * broken queue is left alone. */
+static void test_watchdog(void)
+{
+	enum { MS = 1000000 };
+	struct fix *f = fix_new(16, true);
+	struct seen s;
+	void *cookie;
+	uint32_t len;
+
+	CHECK(!virtq_watchdog(&f->q, 0)); /* nothing in flight */
+	*dev_avail_event(&f->dev) = 100;  /* the device asks for no notifications... */
+	CHECK_EQ(add1(f, 1, 0, &cookies[0]), 0);
+	CHECK_EQ(add1(f, 1, 0, &cookies[1]), 0);
+	virtq_kick(&f->q);
+	CHECK_EQ(f->notifies, 0); /* ...and so gets none: the lost-notification case */
+
+	CHECK(!virtq_watchdog(&f->q, 10 * MS));          /* new chains went out: progress */
+	CHECK(!virtq_watchdog(&f->q, 10 * MS + MS / 2)); /* not stalled long enough */
+	CHECK(virtq_watchdog(&f->q, 11 * MS));           /* 1 ms without progress */
+	CHECK_EQ(f->notifies, 1);
+	CHECK(!virtq_watchdog(&f->q, 11 * MS + MS / 2)); /* once per period */
+	CHECK(virtq_watchdog(&f->q, 12 * MS));
+	CHECK_EQ(f->notifies, 2);
+
+	/* A completion is progress. */
+	CHECK_EQ(dev_pop(&f->dev, &s), 1);
+	dev_use(&f->dev, s.head, 0);
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	CHECK(!virtq_watchdog(&f->q, 20 * MS));
+	CHECK(!virtq_watchdog(&f->q, 20 * MS + MS / 2));
+	CHECK(virtq_watchdog(&f->q, 21 * MS));
+	CHECK_EQ(f->notifies, 3);
+
+	/* All back: nothing to watch. */
+	CHECK_EQ(dev_pop(&f->dev, &s), 1);
+	dev_use(&f->dev, s.head, 0);
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	CHECK(!virtq_watchdog(&f->q, 30 * MS));
+	CHECK(!virtq_watchdog(&f->q, 40 * MS));
+
+	/* A broken queue is not notified. */
+	CHECK_EQ(add1(f, 1, 0, &cookies[2]), 0);
+	dev_use(&f->dev, 99, 0);
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), -EIO);
+	CHECK(!virtq_watchdog(&f->q, 50 * MS));
+	CHECK(!virtq_watchdog(&f->q, 60 * MS));
+	CHECK_EQ(f->notifies, 3);
+	fix_free(f);
+}
+
 /* Indirect chains: one ring descriptor each, pointing at the caller's table, so a queue of
  * size N holds N requests whatever their length; the device sees the same buffers. */
 static void test_indirect(void)
@@ -884,6 +936,7 @@ int main(void)
 	RUN_TEST(test_kick_no_notify_flag);
 	RUN_TEST(test_kick_event_idx);
 	RUN_TEST(test_forced_notify);
+	RUN_TEST(test_watchdog);
 	RUN_TEST(test_indirect);
 	RUN_TEST(test_bad_id_out_of_range);
 	RUN_TEST(test_bad_id_never_added);
