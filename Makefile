@@ -3,7 +3,9 @@
 #   make [APP=hello]      build build/APP/ringlet.elf (+ .asm disassembly, .sym symbol map)
 #   make run [APP=..] [ARGS="..."] [RUNFLAGS="--machine microvm ..."]
 #                         build and boot it in QEMU (scripts/run --help)
-#   make test             host unit tests and QEMU integration tests
+#   make test             host unit tests, fuzz targets (a bounded run) and QEMU integration tests
+#   make fuzz [FUZZ=name] [FUZZ_SECONDS=60]
+#                         run the libFuzzer targets (tests/fuzz/) for as long as asked
 #   make image [APP=..] [ARGS="..."]
 #                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
 #                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
@@ -65,11 +67,11 @@ LIBS := --start-group $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
 
-.PHONY: all deps run debug image test unit-test integration-test bench clean distclean format format-check help
+.PHONY: all deps run debug image test unit-test fuzz fuzz-test integration-test bench clean distclean format format-check help
 all: $(ELF)
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 ifeq ($(APP_SRCS),)
 $(ELF):
@@ -165,6 +167,44 @@ $(BUILD)/tests/%:
 unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 	$(Q)for t in $^; do echo "== $$t"; $$t || exit 1; done
 
+# ---- fuzzing (libFuzzer, from Debian's clang) -------------------------------------
+# Each target is tests/fuzz/fuzz_NAME.c with LLVMFuzzerTestOneInput(), linked
+# with the kernel code it feeds, and a seed corpus in tests/fuzz/corpus/NAME/.
+# `make test` runs each over its seeds plus FUZZ_RUNS fresh inputs (a fixed
+# seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
+# and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/).
+FUZZ_TARGETS := cmdline
+FUZZ ?= $(FUZZ_TARGETS)
+FUZZ_RUNS ?= 20000
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit
+
+$(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
+$(BUILD)/fuzz/%:
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)clang $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+
+fuzz-test: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz_$$t: seeds + $(FUZZ_RUNS) fresh inputs"; \
+		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -artifact_prefix=$(BUILD)/fuzz/$$t- \
+			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1 || \
+			{ tail -40 $(BUILD)/fuzz/$$t.log; echo "error: fuzz_$$t failed (log: $(BUILD)/fuzz/$$t.log)" >&2; exit 1; }; \
+		tail -1 $(BUILD)/fuzz/$$t.log; \
+	done
+
+fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ))
+	$(Q)scripts/deps --quiet test
+	$(Q)for t in $(FUZZ); do \
+		echo "== fuzz_$$t for $(FUZZ_SECONDS) s (corpus build/fuzz/corpus-$$t)"; \
+		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz/$$t- \
+			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 integration-test:
 	$(Q)for app in hello selftest blktool; do $(MAKE) APP=$$app || exit 1; done
 	$(Q)$(MAKE) efi
@@ -174,6 +214,7 @@ test:
 	$(Q)scripts/deps --quiet
 	$(Q)$(MAKE) format-check
 	$(Q)$(MAKE) unit-test
+	$(Q)$(MAKE) fuzz-test
 	$(Q)$(MAKE) integration-test
 
 bench:
