@@ -21,10 +21,20 @@ struct fd_ops {
 	int (*close)(void *ctx);                                              /* optional */
 	uint64_t (*size)(void *ctx);                                          /* optional: bytes */
 	uint32_t (*block_size)(void *ctx);                                    /* optional */
+	/* optional: which of POLLIN, POLLOUT, POLLERR, POLLHUP (<poll.h>)
+	 * hold now; without it a file is always readable and writable. */
+	short (*poll)(void *ctx);
 	bool is_tty;
 };
 
 void fd_init(void);
 int fd_register_device(const char *path, const struct fd_ops *ops, void *ctx);
+/* Opens ctx as a descriptor of its own (a socket, say): the lowest free
+ * number, as POSIX asks, or -EMFILE. flags: O_RDWR, O_NONBLOCK, ... */
+int fd_install(const struct fd_ops *ops, void *ctx, int flags);
+/* The ctx behind fd when it was installed with these ops, else NULL
+ * (errno EBADF for no such descriptor, ENOTSOCK-style checks are the
+ * caller's: it knows what it expected). */
+void *fd_ctx(int fd, const struct fd_ops *ops);
 
 #endif

@@ -105,20 +105,37 @@ int open(const char *path, int flags, ...)
 		errno = EROFS;
 		return -1;
 	}
-	for (int fd = 3; fd < MAX_FDS; fd++)
+	if (d->ops->open) {
+		int err = d->ops->open(d->ctx, flags);
+		if (err < 0) {
+			errno = -err;
+			return -1;
+		}
+	}
+	int fd = fd_install(d->ops, d->ctx, flags);
+	if (fd < 0) {
+		if (d->ops->close)
+			d->ops->close(d->ctx);
+		errno = -fd;
+		return -1;
+	}
+	return fd;
+}
+
+int fd_install(const struct fd_ops *ops, void *ctx, int flags)
+{
+	for (int fd = 0; fd < MAX_FDS; fd++)
 		if (!files[fd].ops) {
-			if (d->ops->open) {
-				int err = d->ops->open(d->ctx, flags);
-				if (err < 0) {
-					errno = -err;
-					return -1;
-				}
-			}
-			files[fd] = (struct open_file){.ops = d->ops, .ctx = d->ctx, .flags = flags};
+			files[fd] = (struct open_file){.ops = ops, .ctx = ctx, .flags = flags};
 			return fd;
 		}
-	errno = EMFILE;
-	return -1;
+	return -EMFILE;
+}
+
+void *fd_ctx(int fd, const struct fd_ops *ops)
+{
+	struct open_file *f = file_get(fd);
+	return f && f->ops == ops ? f->ctx : NULL;
 }
 
 int close(int fd)
