@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "io.h"
+#include "irq.h"
 #include "kernel.h"
 
 #define PIT_HZ  1193182ull
@@ -50,6 +51,7 @@ static uint32_t lapic_read(uint32_t reg) { return lapic[reg / 4]; }
 static void lapic_write(uint32_t reg, uint32_t v) { lapic[reg / 4] = v; }
 
 void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
+uint32_t lapic_id(void) { return lapic_read(LAPIC_ID) >> 24; }
 
 /*
  * Starts the APIC timer counting down from the top, so time_init() can

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "../../kernel/pci.h"
 #include "virtio_dev.h"
@@ -151,6 +152,90 @@ static void modern_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t 
 
 static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg); }
 
+/* ---- MSI-X: the wait loop's wake-up (§4.1.5.1.2) ------------------------- */
+
+#define PCI_CAP_ID_MSIX      0x11
+#define MSIX_CTRL_TABLE_SIZE 0x07ff /* entries - 1 */
+#define MSIX_CTRL_MASKALL    (1u << 14)
+#define MSIX_CTRL_ENABLE     (1u << 15)
+#define MSIX_ENTRY_MASKED    1u
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+
+/*
+ * Table entry 0 sends `vector` to this CPU; MSI-X on. PCI Local Bus 3.0
+ * §6.8.2: the capability's message control says the table size, its table
+ * offset/BIR word where the table is; the mapping is bounds-checked against
+ * the BAR. Returns 0 or -ENODEV.
+ */
+static int msix_enable(struct virtio_dev *vd, int vector)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t cap = pci_find_cap(pci, PCI_CAP_ID_MSIX, 0);
+	if (!cap)
+		return -ENODEV;
+	uint16_t ctrl = pci_read16(pci, cap + 2);
+	uint32_t entries = (ctrl & MSIX_CTRL_TABLE_SIZE) + 1u, where = pci_read32(pci, cap + 4);
+	int bir = (int)(where & 7);
+	if (bir > 5)
+		return -ENODEV;
+	volatile uint32_t *t = (volatile uint32_t *)pci_map_bar(pci, bir, where & ~7u, (uint64_t)entries * 16);
+	if (!t)
+		return -ENODEV;
+	/* Function masked while the entry is written, then enabled. */
+	pci_write16(pci, cap + 2, (uint16_t)(ctrl | MSIX_CTRL_MASKALL));
+	uint64_t addr = irq_msi_address();
+	mmio_write32(&t[0], (uint32_t)addr);
+	mmio_write32(&t[1], (uint32_t)(addr >> 32));
+	mmio_write32(&t[2], irq_msi_data(vector));
+	mmio_write32(&t[3], 0); /* vector control: unmasked */
+	pci_write16(pci, cap + 2, (uint16_t)((ctrl & ~MSIX_CTRL_MASKALL) | MSIX_CTRL_ENABLE));
+	vd->msix_cap = cap;
+	vd->msix_enabled = true;
+	return 0;
+}
+
+static void msix_disable(struct virtio_dev *vd)
+{
+	uint16_t ctrl = pci_read16(vd->pci, vd->msix_cap + 2);
+	pci_write16(vd->pci, vd->msix_cap + 2, (uint16_t)(ctrl & ~MSIX_CTRL_ENABLE));
+	vd->msix_enabled = false;
+}
+
+/* Every queue gets table entry 0, config changes none. "The device MUST
+ * return vector mapped to a given event, (NO_VECTOR if unmapped) on read"
+ * (§4.1.5.1.2.1): one that could not take it answers NO_VECTOR, and then
+ * the device goes without (the timer wakes the loop for it). */
+static int pci_setup_irq(struct virtio_dev *vd, uint16_t nqueues)
+{
+	int vector = irq_alloc(vd->name, NULL, NULL);
+	if (vector < 0 || msix_enable(vd, vector) != 0)
+		return -ENODEV; /* XXX: no INTx fallback; the vector stays allocated */
+	bool ok = true;
+	if (vd->t->modern) {
+		mmio_write16(&vd->common->config_msix_vector, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			mmio_write16(&vd->common->queue_select, i);
+			mmio_write16(&vd->common->queue_msix_vector, 0);
+			ok = mmio_read16(&vd->common->queue_msix_vector) == 0;
+		}
+	} else {
+		outw(vd->io + VIRTIO_PCI_LEGACY_CONFIG_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SELECT, i);
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR, 0);
+			ok = inw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR) == 0;
+		}
+	}
+	if (!ok) {
+		klog("%s %s: the device refused an MSI-X vector: timer-only wake-up", vd->name, vd->where);
+		msix_disable(vd);
+		return -ENODEV;
+	}
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "msix");
+	return 0;
+}
+
 static const struct virtio_transport pci_modern = {
     .name = "pci",
     .modern = true,
@@ -165,6 +250,7 @@ static const struct virtio_transport pci_modern = {
     .config_generation = modern_config_generation,
     .config_write32 = modern_config_write32,
     .isr = modern_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- legacy: registers in an I/O BAR ------------------------------------ */
@@ -210,13 +296,19 @@ static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
 	     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
 }
 
+/* §4.1.4.8: with MSI-X enabled, two vector registers come first and the
+ * device-specific configuration moves from 0x14 to 0x18. */
+static uint16_t legacy_config_base(const struct virtio_dev *vd)
+{
+	return vd->msix_enabled ? VIRTIO_PCI_LEGACY_CONFIG_MSIX : VIRTIO_PCI_LEGACY_CONFIG;
+}
+
 static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
 {
 	if (off + len > 256 || off + len < off)
 		return false; /* the I/O BAR is 256 bytes at most with the header */
 	for (uint32_t i = 0, w; i < len; i += w) {
-		/* MSI-X is never enabled, so the config starts at 0x14. */
-		uint16_t port = vd->io + VIRTIO_PCI_LEGACY_CONFIG + off + i;
+		uint16_t port = vd->io + legacy_config_base(vd) + off + i;
 		uint32_t v;
 		w = field_width(off + i, len - i);
 		v = w == 4 ? inl(port) : w == 2 ? inw(port) : inb(port);
@@ -233,7 +325,7 @@ static int legacy_config_generation(struct virtio_dev *vd)
 
 static void legacy_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	outl(vd->io + VIRTIO_PCI_LEGACY_CONFIG + off, v);
+	outl(vd->io + legacy_config_base(vd) + off, v);
 }
 
 static uint8_t legacy_isr(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_ISR); }
@@ -252,6 +344,7 @@ static const struct virtio_transport pci_legacy = {
     .config_generation = legacy_config_generation,
     .config_write32 = legacy_config_write32,
     .isr = legacy_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- finding the device ------------------------------------------------- */

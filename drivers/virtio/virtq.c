@@ -121,6 +121,8 @@ bool virtq_enable_notify(struct virtq *q)
 	return q->used->idx != q->last_used; /* read once; only compared, never used as an index */
 }
 
+uint16_t virtq_used_idx(const struct virtq *q) { return q->broken ? 0 : q->used->idx; }
+
 void virtq_disable_notify(struct virtq *q)
 {
 	q->notify_on = false;

@@ -180,6 +180,9 @@ bool virtq_watchdog(struct virtq *q, uint64_t now_ns);
  */
 bool virtq_enable_notify(struct virtq *q);
 void virtq_disable_notify(struct virtq *q);
+/* The device's used->idx, read once: only a hint that something changed (a wait loop compares
+ * it with an earlier reading); never an index. 0 for a broken queue. */
+uint16_t virtq_used_idx(const struct virtq *q);
 
 /*
  * Take one used chain: returns 1 and sets *cookie and *len (bytes the device wrote into the

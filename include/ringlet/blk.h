@@ -49,6 +49,8 @@ struct blk_info {
 	uint64_t features;     /* the virtio feature bits negotiated */
 	bool modern;           /* virtio 1.0 transport, else legacy */
 	char bus[8];           /* "pci" or "mmio" */
+	char wakeup[8];        /* what wakes a waiting guest: "msix", "irq" or "timer" (polling only) */
+	uint64_t wakeups;      /* device interrupts that woke it so far */
 };
 
 struct blk_request {
