@@ -8,7 +8,8 @@
  * TSC rate (CPUID 0x15/0x16, or the hypervisor leaf 0x40000010).
  *
  * Waiting must not burn a host CPU: time_idle() programs the local APIC
- * timer for the next deadline and halts until it fires.
+ * timer for the next deadline and halts until it fires or a device's
+ * wake-up interrupt comes (kernel/wait.c decides when to call it).
  *
  * Implements: Intel 8254 PIT datasheet (modes 0 and 2, read-back by latch),
  *             Intel SDM vol. 3A §10.5.4 (APIC timer), §17.17 (TSC).
@@ -18,6 +19,7 @@
 #include "io.h"
 #include "irq.h"
 #include "kernel.h"
+#include "wait.h"
 
 #define PIT_HZ  1193182ull
 #define PIT_CH0 0x40
@@ -262,17 +264,12 @@ void time_idle(uint64_t deadline_ns)
 			cpu_relax();
 		return;
 	}
-	if (wait > 10000000)
-		wait = 10000000; /* a tick at least every 10 ms */
+	if (wait > 1000000000)
+		wait = 1000000000; /* the caller (the wait loop) looks again at least once a second */
 	uint64_t count = wait * lapic_hz / 1000000000ull;
 	lapic_write(LAPIC_TIMER_INIT, count > 0xffffffff ? 0xffffffff : (count ? (uint32_t)count : 1));
 	irq_enable_and_halt();
 	lapic_write(LAPIC_TIMER_INIT, 0);
 }
 
-void time_sleep_ns(uint64_t ns)
-{
-	uint64_t deadline = time_ns() + ns;
-	while (time_ns() < deadline)
-		time_idle(deadline);
-}
+void time_sleep_ns(uint64_t ns) { wait_until(NULL, NULL, time_ns() + ns); }
