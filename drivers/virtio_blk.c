@@ -251,7 +251,9 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 	info->modern = d->vd.modern;
 	info->max_discard = (uint64_t)d->max_discard_sectors * 512;
 	info->max_zeroes = (uint64_t)d->max_write_zeroes_sectors * 512;
-	ksnprintf(info->wakeup, sizeof(info->wakeup), "%s", d->vd.irq_vector ? (d->vd.pci ? "msix" : "irq") : "timer");
+	/* The first word of the wake-up the boot log names: msix, intx, irq, timer. */
+	size_t w = strcspn(d->vd.wake, " ");
+	ksnprintf(info->wakeup, sizeof(info->wakeup), "%.*s", (int)w, d->vd.wake);
 	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 

@@ -16,12 +16,20 @@
 #include "irq.h"
 #include "kernel.h"
 
+/* A line shared by several devices (PCI INTx) acknowledges each of them. */
+#define MAX_SHARED 4
+
 struct irq_line {
 	const char *name;
-	void (*ack)(void *ctx);
-	void *ctx;
+	struct {
+		void (*ack)(void *ctx);
+		void *ctx;
+	} handler[MAX_SHARED];
+	unsigned nhandlers;
 	uint64_t count;
 	bool used;
+	bool has_gsi; /* routed from this IOAPIC input: */
+	uint32_t gsi;
 };
 
 static struct irq_line lines[IRQ_VECTOR_LAST - IRQ_VECTOR_FIRST + 1];
@@ -31,10 +39,19 @@ int irq_alloc(const char *name, void (*ack)(void *ctx), void *ctx)
 	for (unsigned i = 0; i < ARRAY_SIZE(lines); i++) {
 		if (lines[i].used)
 			continue;
-		lines[i] = (struct irq_line){.name = name, .ack = ack, .ctx = ctx, .used = true};
+		lines[i] = (struct irq_line){.name = name, .handler = {{ack, ctx}}, .nhandlers = 1, .used = true};
 		return IRQ_VECTOR_FIRST + (int)i;
 	}
 	return -ENOSPC;
+}
+
+static struct irq_line *line(unsigned vector);
+
+void irq_free(int vector)
+{
+	struct irq_line *l = vector >= 0 ? line((unsigned)vector) : NULL;
+	kassert(l && !l->has_gsi); /* routed lines stay: others may share them */
+	l->used = false;
 }
 
 static struct irq_line *line(unsigned vector)
@@ -56,10 +73,11 @@ bool irq_dispatch(unsigned vector)
 	if (!l)
 		return false;
 	l->count++;
-	/* The device's acknowledgement first, so that a level-triggered line
+	/* The devices' acknowledgements first, so that a level-triggered line
 	 * is low again when the EOI makes the IOAPIC look at it. */
-	if (l->ack)
-		l->ack(l->ctx);
+	for (unsigned i = 0; i < l->nhandlers; i++)
+		if (l->handler[i].ack)
+			l->handler[i].ack(l->handler[i].ctx);
 	lapic_eoi();
 	return true;
 }
@@ -113,4 +131,30 @@ int irq_route_gsi(uint32_t gsi, int vector, bool level, bool active_low)
 		return 0;
 	}
 	return -ENODEV;
+}
+
+int irq_attach_gsi(uint32_t gsi, bool level, bool active_low, const char *name, void (*ack)(void *ctx), void *ctx)
+{
+	/* A line already routed (PCI INTx is shared): one more handler. */
+	for (unsigned i = 0; i < ARRAY_SIZE(lines); i++) {
+		struct irq_line *l = &lines[i];
+		if (!l->used || !l->has_gsi || l->gsi != gsi)
+			continue;
+		if (l->nhandlers == MAX_SHARED)
+			return -ENOSPC;
+		l->handler[l->nhandlers].ack = ack;
+		l->handler[l->nhandlers++].ctx = ctx;
+		return IRQ_VECTOR_FIRST + (int)i;
+	}
+	int vector = irq_alloc(name, ack, ctx);
+	if (vector < 0)
+		return vector;
+	struct irq_line *l = line((unsigned)vector);
+	if (irq_route_gsi(gsi, vector, level, active_low) != 0) {
+		l->used = false; /* give the vector back */
+		return -ENODEV;
+	}
+	l->has_gsi = true;
+	l->gsi = gsi;
+	return vector;
 }

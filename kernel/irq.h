@@ -21,6 +21,8 @@
 /* A vector whose handler calls ack(ctx) (may be NULL) and then sends the
  * EOI. Returns the vector, or -ENOSPC when they are all taken. */
 int irq_alloc(const char *name, void (*ack)(void *ctx), void *ctx);
+/* Gives back a vector from irq_alloc() that was never routed or enabled. */
+void irq_free(int vector);
 /* Interrupts that arrived on the vector since boot: a device's wake-ups. */
 uint64_t irq_count(int vector);
 
@@ -50,6 +52,11 @@ struct acpi_irq {
 int acpi_virtio_mmio_irq(uint64_t base, struct acpi_irq *irq);
 /* This CPU's local APIC ID. */
 uint32_t lapic_id(void);
+
+/* A vector for IOAPIC input `gsi`, routed; a line already routed (PCI INTx
+ * is shared) gets one more ack function on its vector. Returns the vector,
+ * -ENOSPC, or -ENODEV when no IOAPIC has that input. */
+int irq_attach_gsi(uint32_t gsi, bool level, bool active_low, const char *name, void (*ack)(void *ctx), void *ctx);
 
 /* Called by trap_dispatch(); true when the vector was one of ours. */
 bool irq_dispatch(unsigned vector);

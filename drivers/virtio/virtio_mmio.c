@@ -159,9 +159,9 @@ static int setup_irq(struct virtio_dev *vd, uint16_t nqueues)
 	(void)nqueues;
 	if (acpi_virtio_mmio_irq(vd->mmio_phys, &irq) != 0)
 		return -ENODEV;
-	int vector = irq_alloc(vd->name, irq_ack, vd);
-	if (vector < 0 || irq_route_gsi(irq.gsi, vector, irq.level, irq.active_low) != 0)
-		return -ENODEV; /* XXX: the vector stays allocated */
+	int vector = irq_attach_gsi(irq.gsi, irq.level, irq.active_low, vd->name, irq_ack, vd);
+	if (vector < 0)
+		return -ENODEV;
 	vd->irq_vector = vector;
 	ksnprintf(vd->wake, sizeof(vd->wake), "irq %u", irq.gsi);
 	return 0;

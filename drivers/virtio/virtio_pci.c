@@ -154,6 +154,8 @@ static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg
 
 /* ---- MSI-X: the wait loop's wake-up (§4.1.5.1.2) ------------------------- */
 
+#define PCI_INTERRUPT_LINE   0x3c
+#define PCI_INTERRUPT_PIN    0x3d
 #define PCI_CAP_ID_MSIX      0x11
 #define MSIX_CTRL_TABLE_SIZE 0x07ff /* entries - 1 */
 #define MSIX_CTRL_MASKALL    (1u << 14)
@@ -201,15 +203,48 @@ static void msix_disable(struct virtio_dev *vd)
 	vd->msix_enabled = false;
 }
 
+/* The INTx handler: reading the ISR status "also clears it and
+ * de-asserts the interrupt" (§4.1.4.5), before the EOI. */
+static void intx_ack(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	(void)vd->t->isr(vd);
+}
+
+/*
+ * A device without MSI-X: its INTx line, as the firmware routed it
+ * (interrupt line register 0x3c, an ISA IRQ number, which QEMU's pc and q35
+ * also feed to the same IOAPIC input). Level-triggered and active high, as
+ * QEMU's ACPI tables describe PCI links; shared with other devices.
+ */
+static int intx_setup(struct virtio_dev *vd)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t pin = pci_read8(pci, PCI_INTERRUPT_PIN), irq = pci_read8(pci, PCI_INTERRUPT_LINE);
+	if (pin == 0 || irq == 0 || irq >= 16)
+		return -ENODEV; /* no pin, or the firmware did not route it */
+	int vector = irq_attach_gsi(irq, true, false, vd->name, intx_ack, vd);
+	if (vector < 0)
+		return -ENODEV;
+	pci_write16(pci, PCI_COMMAND, pci_read16(pci, PCI_COMMAND) & ~PCI_COMMAND_INTX_DISABLE);
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "intx irq %u", irq);
+	return 0;
+}
+
 /* Every queue gets table entry 0, config changes none. "The device MUST
  * return vector mapped to a given event, (NO_VECTOR if unmapped) on read"
  * (§4.1.5.1.2.1): one that could not take it answers NO_VECTOR, and then
- * the device goes without (the timer wakes the loop for it). */
+ * the device goes without MSI-X. Without MSI-X, INTx. */
 static int pci_setup_irq(struct virtio_dev *vd, uint16_t nqueues)
 {
 	int vector = irq_alloc(vd->name, NULL, NULL);
-	if (vector < 0 || msix_enable(vd, vector) != 0)
-		return -ENODEV; /* XXX: no INTx fallback; the vector stays allocated */
+	if (vector < 0)
+		return -ENODEV;
+	if (msix_enable(vd, vector) != 0) {
+		irq_free(vector);
+		return intx_setup(vd);
+	}
 	bool ok = true;
 	if (vd->t->modern) {
 		mmio_write16(&vd->common->config_msix_vector, VIRTIO_MSI_NO_VECTOR);
@@ -227,9 +262,10 @@ static int pci_setup_irq(struct virtio_dev *vd, uint16_t nqueues)
 		}
 	}
 	if (!ok) {
-		klog("%s %s: the device refused an MSI-X vector: timer-only wake-up", vd->name, vd->where);
+		klog("%s %s: the device refused an MSI-X vector; trying INTx", vd->name, vd->where);
 		msix_disable(vd);
-		return -ENODEV;
+		irq_free(vector);
+		return intx_setup(vd);
 	}
 	vd->irq_vector = vector;
 	ksnprintf(vd->wake, sizeof(vd->wake), "msix");
