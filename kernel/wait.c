@@ -31,7 +31,6 @@
 
 static struct wait_source *sources;
 static bool any_unarmed; /* a source without an interrupt is registered */
-static uint64_t halts;
 
 void wait_add_source(struct wait_source *s)
 {
@@ -82,8 +81,6 @@ static void disarm_all(void)
 			s->disarm(s->ctx);
 }
 
-uint64_t wait_halts(void) { return halts; }
-
 int wait_until(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
 {
 	uint64_t idle_since = time_ns();
@@ -101,10 +98,8 @@ int wait_until(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
 			continue;
 		/* Nothing for a while: arm, check once more (arm_all() does),
 		 * halt until a wake-up or the next deadline. */
-		if (arm_all()) {
-			halts++;
+		if (arm_all())
 			time_idle(next_deadline(now, deadline_ns));
-		}
 		disarm_all();
 		idle_since = time_ns();
 	}

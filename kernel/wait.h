@@ -53,9 +53,6 @@ void wait_add_source(struct wait_source *s);
 /* One pass over every source without waiting; true when any did work. */
 bool wait_poll(void);
 
-/* Halts so far (for the debug log and tests). */
-uint64_t wait_halts(void);
-
 /* Waits until cond(arg) is true (checked before the first poll and after
  * every pass) or deadline_ns (time_ns() clock; WAIT_FOREVER) passes.
  * cond NULL: only the deadline. Returns 0, or -ETIMEDOUT at the deadline

@@ -132,6 +132,7 @@ void virtio_irq_setup(struct virtio_dev *vd, uint16_t nqueues)
 		vd->irq_vector = 0;
 		ksnprintf(vd->wake, sizeof(vd->wake), "timer only");
 	}
+	kdebug("%s %s: wake-up %s, vector 0x%x", vd->name, vd->where, vd->wake, vd->irq_vector);
 }
 
 uint64_t virtio_irq_count(const struct virtio_dev *vd) { return vd->irq_vector ? irq_count(vd->irq_vector) : 0; }
