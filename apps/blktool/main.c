@@ -15,6 +15,12 @@
  *                                synchronous read among them); prints how
  *                                many were in flight and the SHA-256 of the
  *                                data in disk order
+ *   rounds DEV COUNT             COUNT rounds of: fill the queue with 4 KiB
+ *                                reads, then one synchronous read, without
+ *                                reaping; then take every completion and
+ *                                check each came back exactly once; prints
+ *                                the SHA-256 of the asynchronous data in
+ *                                disk order and of the synchronous reads
  *   sleep SECONDS                wait (tests use it to kill a running guest)
  *
  * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
@@ -229,6 +235,103 @@ static int cmd_parallel(int disk, const char *dev, unsigned long long count)
 	return 0;
 }
 
+/*
+ * The held completions of synchronous calls: a synchronous call that meets
+ * others' completions keeps them for their owner, who has already got their
+ * slots back and may fill the queue again before reaping anything. Round k
+ * submits reads of the next 4 KiB blocks until the queue is full, then reads
+ * block k synchronously; only at the end are the completions collected, and
+ * each request must come back exactly once, with its own block's bytes.
+ */
+static int cmd_rounds(int disk, const char *dev, unsigned long long rounds)
+{
+	struct blk_info in;
+	blk_info(disk, &in);
+	unsigned long long max = rounds * in.queue_size;
+	if (rounds == 0 || rounds > 64 || max * 4096 > in.size)
+		return fail("rounds", dev, EINVAL);
+	struct blk_request *reqs = calloc(max, sizeof(*reqs)), *done[64];
+	uint8_t *data = memalign(4096, max * 4096), *sync = malloc(rounds * 4096), digest[32];
+	unsigned *seen = calloc(max, sizeof(*seen));
+	unsigned long long submitted = 0, completed = 0;
+	int err = 0;
+	if (!reqs || !data || !sync || !seen)
+		return fail("rounds", dev, ENOMEM);
+	for (unsigned long long k = 0; k < rounds && !err; k++) {
+		for (;;) {
+			if (submitted == max) {
+				err = ENOSPC; /* the queue took more than it holds */
+				break;
+			}
+			struct blk_request *r = &reqs[submitted];
+			*r = (struct blk_request){.op = BLK_READ,
+			                          .offset = submitted * 4096ull,
+			                          .buf = data + submitted * 4096ull,
+			                          .len = 4096};
+			int e = blk_submit(disk, r);
+			if (e == -EAGAIN)
+				break; /* full */
+			if (e) {
+				err = -e;
+				break;
+			}
+			submitted++;
+		}
+		int e = err ? 0 : blk_read(disk, k * 4096, sync + k * 4096, 4096);
+		if (e)
+			err = -e;
+	}
+	/* Every completion, held or not, exactly once. */
+	while (!err && completed < submitted) {
+		int n = blk_wait(disk, done, 64);
+		if (n < 0) {
+			err = -n;
+			break;
+		}
+		if (n == 0) {
+			printf("error: rounds %s: %llu requests never came back\n", dev, submitted - completed);
+			err = EIO;
+		}
+		for (int i = 0; i < n; i++) {
+			unsigned long long idx = (unsigned long long)(done[i] - reqs);
+			if (done[i] < reqs || idx >= submitted || seen[idx]++) {
+				printf("error: rounds %s: request %lld came back twice or was never sent\n", dev,
+				       (long long)(done[i] - reqs));
+				err = EIO;
+				break;
+			}
+			if (done[i]->status)
+				err = -done[i]->status;
+		}
+		completed += n > 0 ? (unsigned)n : 0;
+	}
+	/* The synchronous reads must agree with the asynchronous ones. */
+	for (unsigned long long k = 0; !err && k < rounds; k++)
+		if (memcmp(sync + k * 4096, data + k * 4096, 4096) != 0)
+			err = EIO;
+	if (!err) {
+		printf("rounds %s %llu requests=%llu completed=%llu sha256=", dev, rounds, submitted, completed);
+		struct sha256 s;
+		sha256_init(&s);
+		sha256_update(&s, data, submitted * 4096);
+		sha256_final(&s, digest);
+		for (int i = 0; i < 32; i++)
+			printf("%02x", digest[i]);
+		sha256_init(&s);
+		sha256_update(&s, sync, rounds * 4096);
+		sha256_final(&s, digest);
+		printf(" sync=");
+		for (int i = 0; i < 32; i++)
+			printf("%02x", digest[i]);
+		printf("\n");
+	}
+	free(reqs);
+	free(data);
+	free(sync);
+	free(seen);
+	return err ? fail("rounds", dev, err) : 0;
+}
+
 /* Each command and how many operands it takes; -1 for an unknown one. */
 static int operands(const char *cmd)
 {
@@ -236,8 +339,8 @@ static int operands(const char *cmd)
 		const char *name;
 		int operands;
 	} commands[] = {
-	    {"info", 0},   {"flush", 1}, {"id", 1},      {"sleep", 1}, {"parallel", 2},
-	    {"sha256", 3}, {"zero", 3},  {"discard", 3}, {"fill", 4},
+	    {"info", 0},   {"flush", 1},  {"id", 1},   {"sleep", 1},   {"parallel", 2},
+	    {"rounds", 2}, {"sha256", 3}, {"zero", 3}, {"discard", 3}, {"fill", 4},
 	};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))
@@ -283,6 +386,8 @@ int main(int argc, char **argv)
 			rc = cmd_fill(a[0], n[0], n[1], n[2]);
 		else if (!strcmp(cmd, "parallel"))
 			rc = cmd_parallel(disk, a[0], n[0]);
+		else if (!strcmp(cmd, "rounds"))
+			rc = cmd_rounds(disk, a[0], n[0]);
 		else if (!strcmp(cmd, "zero") || !strcmp(cmd, "discard")) {
 			err = !strcmp(cmd, "zero") ? blk_write_zeroes(disk, n[0], n[1]) : blk_discard(disk, n[0], n[1]);
 			if (err)

@@ -58,7 +58,8 @@ struct blk_request {
 	uint32_t len;    /* bytes (BLK_DISCARD, BLK_WRITE_ZEROES: the range) */
 	void *user;      /* the caller's, untouched */
 	int status;      /* on completion: 0 or a negative errno */
-	/* private to the kernel */
+	/* private to the kernel (the block layer queues held completions
+	 * through it): whatever the caller leaves here is overwritten */
 	void *priv;
 };
 

@@ -371,6 +371,29 @@ def test_queue_full_of_requests(tmp_path, virtio):
     assert m.group(2) == sha(data[:count * 4096])
 
 
+@pytest.mark.parametrize("virtio", ["modern", "legacy"])
+def test_held_completions_many_rounds(tmp_path, virtio):
+    """Fill the queue, make a synchronous call, and again, without reaping:
+    the synchronous calls hold ever more completions for their owner (more
+    than the queue has entries). Every request must come back exactly once,
+    with its own block's bytes, and the synchronous reads with theirs."""
+    img = tmp_path / "h.img"
+    data = make_raw(img, seed=32)
+    rounds = 6
+    out = ok(blk(["info", "rounds", "vda", rounds], [img], virtio=virtio))
+    queue = int(info_line(out, "vda")["queue"])
+    m = re.search(r"^rounds vda %d requests=(\d+) completed=(\d+) sha256=([0-9a-f]{64}) sync=([0-9a-f]{64})$"
+                  % rounds, out, re.M)
+    assert m, out
+    requests = int(m.group(1))
+    # Each round after the first finds the queue emptied by the synchronous
+    # call before it, so more requests went out than the queue holds.
+    assert requests > 2 * queue, out
+    assert int(m.group(2)) == requests, out
+    assert m.group(3) == sha(data[:requests * 4096])
+    assert m.group(4) == sha(data[:rounds * 4096])
+
+
 # ---- several disks, serial numbers ---------------------------------------------
 
 def test_two_disks(tmp_path):
