@@ -21,6 +21,9 @@
  *                                check each came back exactly once; prints
  *                                the SHA-256 of the asynchronous data in
  *                                disk order and of the synchronous reads
+ *   eof DEV                      fstat's size, then read() from 0 until it
+ *                                returns 0: prints both, the SHA-256 of what
+ *                                was read and what a pread at the size gives
  *   sleep SECONDS                wait (tests use it to kill a running guest)
  *
  * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
@@ -34,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ringlet/blk.h>
@@ -332,6 +336,47 @@ static int cmd_rounds(int disk, const char *dev, unsigned long long rounds)
 	return err ? fail("rounds", dev, err) : 0;
 }
 
+/* The size a file reports must be the bytes it gives: read to the end. */
+static int cmd_eof(const char *dev)
+{
+	char path[16];
+	struct stat st;
+	snprintf(path, sizeof(path), "/dev/%s", dev);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return fail("eof", dev, errno);
+	uint8_t *buf = malloc(CHUNK), digest[32];
+	if (!buf || fstat(fd, &st) != 0) {
+		int err = buf ? errno : ENOMEM;
+		free(buf);
+		close(fd);
+		return fail("eof", dev, err);
+	}
+	struct sha256 s;
+	sha256_init(&s);
+	unsigned long long total = 0;
+	ssize_t got;
+	/* An odd length, so that the reads do not stay block aligned. */
+	while ((got = read(fd, buf, CHUNK - 1000)) > 0) {
+		sha256_update(&s, buf, (size_t)got);
+		total += (unsigned long long)got;
+	}
+	int err = got < 0 ? errno : 0;
+	ssize_t at_end = err ? 0 : pread(fd, buf, 512, st.st_size);
+	if (at_end < 0)
+		err = errno;
+	free(buf);
+	close(fd);
+	if (err)
+		return fail("eof", dev, err);
+	sha256_final(&s, digest);
+	printf("eof %s size=%lld read=%llu at_end=%zd sha256=", dev, (long long)st.st_size, total, at_end);
+	for (int i = 0; i < 32; i++)
+		printf("%02x", digest[i]);
+	printf("\n");
+	return 0;
+}
+
 /* Each command and how many operands it takes; -1 for an unknown one. */
 static int operands(const char *cmd)
 {
@@ -339,8 +384,8 @@ static int operands(const char *cmd)
 		const char *name;
 		int operands;
 	} commands[] = {
-	    {"info", 0},   {"flush", 1},  {"id", 1},   {"sleep", 1},   {"parallel", 2},
-	    {"rounds", 2}, {"sha256", 3}, {"zero", 3}, {"discard", 3}, {"fill", 4},
+	    {"info", 0}, {"flush", 1},  {"id", 1},   {"sleep", 1},   {"parallel", 2}, {"rounds", 2},
+	    {"eof", 1},  {"sha256", 3}, {"zero", 3}, {"discard", 3}, {"fill", 4},
 	};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))
@@ -386,6 +431,8 @@ int main(int argc, char **argv)
 			rc = cmd_fill(a[0], n[0], n[1], n[2]);
 		else if (!strcmp(cmd, "parallel"))
 			rc = cmd_parallel(disk, a[0], n[0]);
+		else if (!strcmp(cmd, "eof"))
+			rc = cmd_eof(a[0]);
 		else if (!strcmp(cmd, "rounds"))
 			rc = cmd_rounds(disk, a[0], n[0]);
 		else if (!strcmp(cmd, "zero") || !strcmp(cmd, "discard")) {

@@ -36,7 +36,7 @@ enum blk_op {
 
 struct blk_info {
 	char name[8];        /* "vda" */
-	uint64_t size;       /* bytes */
+	uint64_t size;       /* bytes, whole blocks: what can be read */
 	uint32_t block_size; /* bytes; offsets and lengths are multiples */
 	bool read_only;
 	bool flush; /* the device has a write cache that flush empties */
