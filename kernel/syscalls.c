@@ -206,11 +206,17 @@ static ssize_t stream_io(int fd, bool write, void *buf, size_t n)
 
 static ssize_t positioned_io(int fd, bool write, void *buf, size_t n, off_t off)
 {
+	/* The offset first, as Linux: a negative one is EINVAL even on a
+	 * descriptor that is not open. */
+	if (off < 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	struct open_file *f = file_get(fd);
 	if (!f)
 		return -1;
-	if (off < 0 || f->ops->is_tty) {
-		errno = off < 0 ? EINVAL : ESPIPE;
+	if (f->ops->is_tty) {
+		errno = ESPIPE;
 		return -1;
 	}
 	return do_io(f, write, buf, n, (uint64_t)off);

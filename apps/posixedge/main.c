@@ -35,10 +35,12 @@ static const char *errno_name(int e)
 		int e;
 		const char *name;
 	} names[] = {
-	    {0, "0"},           {EBADF, "EBADF"},   {EINVAL, "EINVAL"}, {ENOENT, "ENOENT"},
-	    {EEXIST, "EEXIST"}, {ENOTDIR, "ENOTDIR"}, {EISDIR, "EISDIR"}, {ESPIPE, "ESPIPE"},
-	    {EOVERFLOW, "EOVERFLOW"}, {EROFS, "EROFS"}, {ENOSPC, "ENOSPC"}, {ENOSYS, "ENOSYS"},
-	    {EACCES, "EACCES"}, {EMFILE, "EMFILE"}, {EIO, "EIO"},       {ENOTTY, "ENOTTY"},
+	    {0, "0"},           {EBADF, "EBADF"},   {EINVAL, "EINVAL"},
+	    {ENOENT, "ENOENT"}, {EEXIST, "EEXIST"}, {ENOTDIR, "ENOTDIR"},
+	    {EISDIR, "EISDIR"}, {ESPIPE, "ESPIPE"}, {EOVERFLOW, "EOVERFLOW"},
+	    {EROFS, "EROFS"},   {ENOSPC, "ENOSPC"}, {ENOSYS, "ENOSYS"},
+	    {EACCES, "EACCES"}, {EMFILE, "EMFILE"}, {EIO, "EIO"},
+	    {ENOTTY, "ENOTTY"},
 	};
 	static char other[16];
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -168,6 +170,7 @@ int main(int argc, char **argv)
 	line("open_wronly", wo, errno, NULL);
 	CASE("read_wronly", read(wo, buf, 16));
 	CASE("pread_wronly", pread(wo, buf, 16, 0));
+	CASE("read_zero_wronly", read(wo, buf, 0));
 
 	/* ---- descriptors that are not open ---- */
 	CASE("close_wronly", close(wo));
@@ -176,6 +179,8 @@ int main(int argc, char **argv)
 	CASE("lseek_closed", lseek(wo, 0, SEEK_SET));
 	CASE("read_closed", read(wo, buf, 16));
 	CASE("pread_closed", pread(wo, buf, 16, 0));
+	CASE("pread_closed_negative", pread(wo, buf, 16, -1));
+	CASE("pwrite_closed_negative", pwrite(wo, buf, 16, -1));
 	CASE("write_closed", write(wo, "x", 1));
 	CASE("fsync_closed", fsync(wo));
 	CASE("isatty_closed", isatty(wo));
