@@ -16,7 +16,10 @@
  *
  * Asynchronous use: fill a struct blk_request, blk_submit() it (-EAGAIN when
  * the queue is full: poll first), then blk_poll() hands completed requests
- * back with ->status set.
+ * back with ->status set. A request is the kernel's from blk_submit() until
+ * blk_poll() or blk_wait() hands it back: do not change or submit it again
+ * before then. Synchronous calls made in between keep the completions they
+ * meet for the next blk_poll(), however many there are.
  */
 #ifndef RINGLET_BLK_H
 #define RINGLET_BLK_H
