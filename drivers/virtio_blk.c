@@ -179,6 +179,10 @@ int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len
 
 	/* The configuration, read once the features are settled. */
 	virtio_config_read(&d->vd, CFG_CAPACITY, &d->sectors, 8);
+	/* Byte offsets are 64-bit and files' off_t signed: a capacity beyond
+	 * 2^63 bytes is more than anything can address, not a real disk. */
+	if (d->sectors > INT64_MAX / 512)
+		d->sectors = INT64_MAX / 512;
 	d->block_size = has(d, VIRTIO_BLK_F_BLK_SIZE) ? cfg32(d, CFG_BLK_SIZE) : 512;
 	if (d->block_size < 512 || d->block_size > 65536 || (d->block_size & (d->block_size - 1)))
 		d->block_size = 512; /* nonsense from the device: the spec's default */
@@ -231,7 +235,12 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	memcpy(info->name, d->name, sizeof(info->name));
-	info->size = d->sectors * 512;
+	/* capacity counts 512-byte sectors whatever blk_size is (§5.2.5: "the
+	 * units used in the protocol (always 512 bytes)"), but requests go in
+	 * whole blocks (a device with 4 KiB logical blocks, such as QEMU's
+	 * logical_block_size=4096, refuses anything else): a partial last
+	 * block cannot be read, so it is not part of the disk. */
+	info->size = ALIGN_DOWN(d->sectors * 512, (uint64_t)d->block_size);
 	info->block_size = d->block_size;
 	info->read_only = has(d, VIRTIO_BLK_F_RO);
 	info->flush = has(d, VIRTIO_BLK_F_FLUSH);
