@@ -160,7 +160,6 @@ static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg
 #define MSIX_CTRL_TABLE_SIZE 0x07ff /* entries - 1 */
 #define MSIX_CTRL_MASKALL    (1u << 14)
 #define MSIX_CTRL_ENABLE     (1u << 15)
-#define MSIX_ENTRY_MASKED    1u
 #define VIRTIO_MSI_NO_VECTOR 0xffff
 
 /*
@@ -203,8 +202,8 @@ static void msix_disable(struct virtio_dev *vd)
 	vd->msix_enabled = false;
 }
 
-/* The INTx handler: reading the ISR status "also clears it and
- * de-asserts the interrupt" (§4.1.4.5), before the EOI. */
+/* The INTx handler: reading the ISR status resets it and makes the device
+ * de-assert its line (§4.1.4.5), which must happen before the EOI. */
 static void intx_ack(void *ctx)
 {
 	struct virtio_dev *vd = ctx;
