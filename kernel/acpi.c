@@ -214,10 +214,13 @@ void acpi_poweroff(void)
 	} else if (sleep_ctl_addr) {
 		/* §4.8.3.7: SLP_TYPx in bits 2-4, SLP_EN in bit 5. */
 		uint8_t v = (uint8_t)((slp_typ_s5 & 7) << 2 | 1 << 5);
+		volatile void *reg = sleep_ctl_space == 1 ? NULL : mmio_map(sleep_ctl_addr, 1);
 		if (sleep_ctl_space == 1)
 			outb((uint16_t)sleep_ctl_addr, v);
+		else if (reg)
+			mmio_write8(reg, v);
 		else
-			mmio_write8(mmio_map(sleep_ctl_addr, 1), v);
+			return; /* mmio_map() said why; the caller falls back */
 	} else {
 		return;
 	}

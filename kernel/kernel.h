@@ -88,8 +88,13 @@ uintptr_t pmem_top(void); /* end of the highest usable RAM */
 void pmem_largest_free(uintptr_t *start, uintptr_t *end);
 
 void paging_init(const struct boot_info *bi);
-/* Maps device registers uncached (identity); returns the address to use. */
+/* Maps device registers uncached (identity); returns the address to use, or
+ * NULL (with a log line) when [phys, phys+len) is not surely device space:
+ * RAM the memory map lists, the first MiB, the kernel image, beyond the
+ * CPU's address width. Every caller copes with NULL. */
 volatile void *mmio_map(uint64_t phys, size_t len);
+/* Why mmio_map() would refuse the range (a few words), or NULL if it would not. */
+const char *mmio_refusal(uint64_t phys, uint64_t len);
 /* Makes one page fault on any access (guard pages). */
 void paging_unmap_page(uintptr_t va);
 bool paging_is_mapped(uintptr_t va);

@@ -224,8 +224,8 @@ static void add_function(uint8_t bus, uint8_t dev, uint8_t fn, int depth)
 
 static bool present(uint8_t bus, uint8_t dev, uint8_t fn)
 {
-	if (ecam_base)
-		mmio_map(ecam_base + ((uint64_t)bus << 20 | dev << 15 | fn << 12), PAGE_SIZE);
+	if (ecam_base && !mmio_map(ecam_base + ((uint64_t)bus << 20 | dev << 15 | fn << 12), PAGE_SIZE))
+		return false; /* mmio_map() said why */
 	return (cfg_read32(bus, dev, fn, PCI_VENDOR_ID) & 0xffff) != 0xffff;
 }
 
@@ -252,7 +252,10 @@ static void scan_bus(uint8_t bus, int depth)
 #define MICROVM_ECAM 0xe0000000ull
 static bool microvm_ecam(void)
 {
-	uint32_t id = mmio_read32(mmio_map(MICROVM_ECAM, PAGE_SIZE));
+	volatile void *p = mmio_map(MICROVM_ECAM, PAGE_SIZE);
+	if (!p)
+		return false;
+	uint32_t id = mmio_read32(p);
 	if ((id & 0xffff) == 0xffff || (id & 0xffff) == 0)
 		return false;
 	ecam_base = MICROVM_ECAM;
