@@ -152,13 +152,14 @@ debug: $(ELF)
 	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
 
 # ---- tests ----------------------------------------------------------------------
-UNIT_TESTS := test_virtq test_cmdline test_sha256
+UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		drivers/virtio/virtio.h tests/unit/check.h
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
+$(BUILD)/tests/test_pci: tests/unit/test_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h tests/unit/check.h
 $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/blktool/sha256.h tests/unit/check.h
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)

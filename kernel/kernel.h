@@ -123,6 +123,9 @@ void acpi_init(uint64_t rsdp);
 void acpi_poweroff(void);
 /* The memory-mapped PCI configuration space of segment 0 (from MCFG). */
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end);
+/* The I/O port blocks the FADT names (SMI command, PM1a/b event and control,
+ * PM2 control, PM timer, GPE0/1), as [first port, length]; returns how many. */
+int acpi_fixed_ports(uint32_t (*blocks)[2], int max);
 /* The virtio-mmio register blocks the DSDT lists; returns how many. */
 int acpi_virtio_mmio(uint64_t *bases, int max);
 
