@@ -189,15 +189,16 @@ const char *mmio_refusal(uint64_t phys, uint64_t len)
 {
 	static const char *const names[] = {"?",      "usable RAM", "reserved", "ACPI tables (RAM)", "ACPI NVS (RAM)",
 	                                    "bad RAM"};
-	uint64_t end = phys + len;
 	if (!phys_limit)
 		return "too early: the kernel's page tables are not built yet";
 	if (len == 0)
 		return "an empty range";
-	if (end < phys)
-		return "a range that wraps around";
-	if (end > phys_limit)
+	if (phys + len < phys || phys + len > phys_limit)
 		return "beyond the CPU's physical address width";
+	/* The mapping covers whole pages: so does the check (RAM that shares
+	 * a page with a device's registers would be mapped with them). */
+	uint64_t end = ALIGN_UP(phys + len, PAGE_SIZE);
+	phys = ALIGN_DOWN(phys, PAGE_SIZE);
 	if (phys < 0x100000)
 		return "the first MiB (BIOS and real-mode area)";
 	if (phys < (uintptr_t)__kernel_end && end > (uintptr_t)__kernel_start)

@@ -14,8 +14,8 @@
  * writable uncached access wherever it points, so each is checked before it
  * is used: against RAM and the kernel image (mmio_refusal()), the fixed
  * device ranges (the ECAM window, the APICs, the HPET) or fixed I/O ports
- * (PCI configuration, the exit port, the PIT, the RTC, COM1, the ACPI PM
- * blocks), and the BARs of every other device. A BAR that conflicts, or that
+ * (PCI configuration, the exit port, the ISA ports with the PIT and the
+ * RTC, COM1, the ACPI PM blocks), and the BARs of every other device. A BAR that conflicts, or that
  * the firmware left unassigned (qboot and microvm assign nothing), gets an
  * address from the 32-bit window below the ECAM area (memory) or from
  * 0xc000-0xffff (I/O ports); what cannot be placed is refused, and that kind
@@ -585,8 +585,10 @@ static struct pci_range mem_fixed[] = {
     {0, 0, "the PCI configuration window (ECAM)"},
 };
 
-/* The ports the kernel uses, or that belong to the chipset, then the ACPI
- * PM blocks the FADT names (pc: 0xafe0 GPE0 lies outside the first 4 KiB). */
+/* The ports the kernel uses, the ISA motherboard's (DMA, PIC, PIT, keyboard,
+ * RTC, POST, all below 0x100), then the ACPI PM and GPE blocks the FADT names
+ * (q35: 0x600, pc: 0x600 and 0xafe0). The chipset's own BARs may lie below
+ * 0x1000 (q35's SMBus at 0x700), so that is not refused as a whole. */
 #define IO_FIXED_NAMED 7
 #define IO_FIXED_MAX   (IO_FIXED_NAMED + 8)
 static struct pci_range io_fixed[IO_FIXED_MAX] = {
@@ -596,7 +598,7 @@ static struct pci_range io_fixed[IO_FIXED_MAX] = {
     {0xf4, 0xf8, "the exit port (isa-debug-exit)"},
     {0x3f8, 0x400, "COM1"},
     {0xcf8, 0xd00, "the PCI configuration ports"},
-    {0, 0x1000, "the ISA and chipset ports (below 0x1000)"},
+    {0, 0x100, "the ISA motherboard ports (below 0x100)"},
 };
 
 void pci_init(void)

@@ -118,7 +118,7 @@ static const struct pci_range io_fixed[] = {
     {0xf4, 0xf8, "the exit port (isa-debug-exit)"},
     {0x3f8, 0x400, "COM1"},
     {0xcf8, 0xd00, "the PCI configuration ports"},
-    {0, 0x1000, "the ISA and chipset ports (below 0x1000)"},
+    {0, 0x100, "the ISA motherboard ports (below 0x100)"},
     {0xafe0, 0xafe4, "an ACPI PM block"},
 };
 
@@ -355,7 +355,8 @@ static void test_check(void)
 	CHECK(strcmp(pci_bar_check(&io, 0x40, 4), "the PIT") == 0);
 	CHECK(strcmp(pci_bar_check(&io, 0xf4, 4), "the exit port (isa-debug-exit)") == 0);
 	CHECK(strcmp(pci_bar_check(&io, 0xcf8, 8), "the PCI configuration ports") == 0);
-	CHECK(strcmp(pci_bar_check(&io, 0x600, 64), "the ISA and chipset ports (below 0x1000)") == 0);
+	CHECK(strcmp(pci_bar_check(&io, 0x80, 16), "the ISA motherboard ports (below 0x100)") == 0);
+	CHECK(pci_bar_check(&io, 0x700, 64) == NULL); /* q35's SMBus: a chipset BAR below 0x1000 */
 	CHECK(strcmp(pci_bar_check(&io, 0xafe0, 4), "an ACPI PM block") == 0);
 	/* What the old code truncated to 16 bits (0x1c000 became 0xc000). */
 	CHECK(strcmp(pci_bar_check(&io, 0x1c000, 32), "past the 16-bit I/O port space") == 0);
