@@ -93,8 +93,9 @@ void paging_init(const struct boot_info *bi);
  * RAM the memory map lists, the first MiB, the kernel image, beyond the
  * CPU's address width. Every caller copes with NULL. */
 volatile void *mmio_map(uint64_t phys, size_t len);
-/* Why mmio_map() would refuse the range (a few words), or NULL if it would not. */
-const char *mmio_refusal(uint64_t phys, uint64_t len);
+/* Why mmio_map() would refuse the range (a few words), or NULL if it would
+ * not; then *past (if not NULL) is the first address after what refused it. */
+const char *mmio_refusal(uint64_t phys, uint64_t len, uint64_t *past);
 /* Makes one page fault on any access (guard pages). */
 void paging_unmap_page(uintptr_t va);
 bool paging_is_mapped(uintptr_t va);

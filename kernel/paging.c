@@ -185,10 +185,14 @@ void paging_init(const struct boot_info *bi)
 	write_cr3((uintptr_t)pml4);
 }
 
-const char *mmio_refusal(uint64_t phys, uint64_t len)
+const char *mmio_refusal(uint64_t phys, uint64_t len, uint64_t *past)
 {
 	static const char *const names[] = {"?",      "usable RAM", "reserved", "ACPI tables (RAM)", "ACPI NVS (RAM)",
 	                                    "bad RAM"};
+	uint64_t dummy;
+	if (!past)
+		past = &dummy;
+	*past = ~0ull;
 	if (!phys_limit)
 		return "too early: the kernel's page tables are not built yet";
 	if (len == 0)
@@ -199,19 +203,25 @@ const char *mmio_refusal(uint64_t phys, uint64_t len)
 	 * a page with a device's registers would be mapped with them). */
 	uint64_t end = ALIGN_UP(phys + len, PAGE_SIZE);
 	phys = ALIGN_DOWN(phys, PAGE_SIZE);
-	if (phys < 0x100000)
+	if (phys < 0x100000) {
+		*past = 0x100000;
 		return "the first MiB (BIOS and real-mode area)";
-	if (phys < (uintptr_t)__kernel_end && end > (uintptr_t)__kernel_start)
+	}
+	if (phys < (uintptr_t)__kernel_end && end > (uintptr_t)__kernel_start) {
+		*past = ALIGN_UP((uintptr_t)__kernel_end, PAGE_SIZE);
 		return "the kernel image";
+	}
 	for (int i = 0; i < nram; i++)
-		if (phys < ram[i].end && end > ram[i].start)
+		if (phys < ram[i].end && end > ram[i].start) {
+			*past = ALIGN_UP(ram[i].end, PAGE_SIZE);
 			return ram[i].type < ARRAY_SIZE(names) ? names[ram[i].type] : "memory of an unknown type";
+		}
 	return NULL;
 }
 
 volatile void *mmio_map(uint64_t phys, size_t len)
 {
-	const char *why = mmio_refusal(phys, len);
+	const char *why = mmio_refusal(phys, len, NULL);
 	if (why) {
 		klog("mmio_map: refused 0x%lx-0x%lx: %s", (unsigned long)phys, (unsigned long)(phys + len - 1), why);
 		return NULL;

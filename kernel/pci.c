@@ -243,10 +243,9 @@ static const char *conflict(const struct pci_space *s, uint64_t start, uint64_t 
 			*skip = s->taken[i].end;
 			return "another device's BAR";
 		}
-	if (s->refusal && (why = s->refusal(start, end - start)) != NULL) {
-		*skip = end; /* the refusal does not say where its range ends */
+	*skip = end; /* unless the refusal says where its range ends */
+	if (s->refusal && (why = s->refusal(start, end - start, skip)) != NULL)
 		return why;
-	}
 	return NULL;
 }
 
@@ -612,7 +611,7 @@ void pci_init(void)
 		/* The whole window must be device space, 1 MiB per bus and
 		 * aligned like it: configuration writes go there. */
 		uint64_t len = ((uint64_t)bus_end + 1) << 20;
-		const char *why = ecam_base & 0xfffff ? "not aligned to 1 MiB" : mmio_refusal(ecam_base, len);
+		const char *why = ecam_base & 0xfffff ? "not aligned to 1 MiB" : mmio_refusal(ecam_base, len, NULL);
 		if (why) {
 			klog("pci: MCFG's window 0x%lx-0x%lx is %s: not used", (unsigned long)ecam_base,
 			     (unsigned long)(ecam_base + len - 1), why);

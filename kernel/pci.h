@@ -111,9 +111,10 @@ struct pci_space {
 	int nfixed;
 	struct pci_range *taken; /* BARs accepted or placed so far */
 	int ntaken, max_taken;
-	/* Why [base, base+size) is not device space (RAM, the kernel), or NULL;
-	 * the kernel passes mmio_refusal(). NULL: no such check. */
-	const char *(*refusal)(uint64_t base, uint64_t size);
+	/* Why [base, base+size) is not device space (RAM, the kernel), or NULL,
+	 * and the first address past what refused it; the kernel passes
+	 * mmio_refusal(). NULL: no such check. */
+	const char *(*refusal)(uint64_t base, uint64_t size, uint64_t *past);
 };
 
 /* What pci_setup() needs to know about the machine. */

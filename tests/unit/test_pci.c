@@ -68,9 +68,9 @@ volatile void *mmio_map(uint64_t phys, size_t len)
 	(void)len;
 	return (volatile void *)(uintptr_t)phys;
 }
-const char *mmio_refusal(uint64_t phys, uint64_t len)
+const char *mmio_refusal(uint64_t phys, uint64_t len, uint64_t *past)
 {
-	(void)phys, (void)len;
+	(void)phys, (void)len, (void)past;
 	return NULL;
 }
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end)
@@ -91,17 +91,27 @@ uintptr_t pmem_top(void) { return 0; }
 #define GiB (1ull << 30)
 
 /* RAM at [1 MiB, 3 GiB + 256 MiB) (reaching into the window on purpose) and [4, 6) GiB. */
-static const char *fake_refusal(uint64_t base, uint64_t size)
+static const char *fake_refusal(uint64_t base, uint64_t size, uint64_t *past)
 {
-	uint64_t end = base + size;
-	if (base < MiB)
-		return "the first MiB";
-	if (base < 3 * GiB + 256 * MiB && end > MiB)
-		return "usable RAM";
-	if (base < 6 * GiB && end > 4 * GiB)
-		return "usable RAM";
-	if (end > (1ull << 40) || end < base)
+	uint64_t end = base + size, dummy;
+	if (!past)
+		past = &dummy;
+	if (end > (1ull << 40) || end < base) {
+		*past = ~0ull;
 		return "beyond the CPU's physical address width";
+	}
+	if (base < MiB) {
+		*past = MiB;
+		return "the first MiB";
+	}
+	if (base < 3 * GiB + 256 * MiB && end > MiB) {
+		*past = 3 * GiB + 256 * MiB;
+		return "usable RAM";
+	}
+	if (base < 6 * GiB && end > 4 * GiB) {
+		*past = 6 * GiB;
+		return "usable RAM";
+	}
 	return NULL;
 }
 
@@ -384,7 +394,7 @@ static void test_alloc(void)
 		if (!x)
 			break;
 		CHECK(x % size == 0 && x >= 3 * GiB && x + size <= m.end);
-		CHECK(fake_refusal(x, size) == NULL);
+		CHECK(fake_refusal(x, size, NULL) == NULL);
 		for (unsigned f = 0; f < ARRAY_SIZE(mem_fixed); f++)
 			CHECK(x >= mem_fixed[f].end || x + size <= mem_fixed[f].start);
 		for (int t = 0; t < m.ntaken - 1; t++)
@@ -501,7 +511,7 @@ static void test_probe_moves_and_refuses(void)
 
 	pci_probe_bars(d);
 	CHECK(log_has("BAR1 at 0x100000 (4096 bytes): usable RAM"));
-	CHECK(d->bar[1].addr >= 3 * GiB && fake_refusal(d->bar[1].addr, 4096) == NULL);
+	CHECK(d->bar[1].addr >= 3 * GiB && fake_refusal(d->bar[1].addr, 4096, NULL) == NULL);
 	CHECK_EQ(sim_bar(bad, 1, false), d->bar[1].addr); /* the device was told */
 	CHECK(log_has("BAR4 at 0xd0000000 (16384 bytes): another device's BAR"));
 	CHECK(d->bar[4].addr != 0xd0000000ull && d->bar[4].addr % 16384 == 0 && d->bar[4].size == 16384);
