@@ -562,9 +562,12 @@ void pci_setup(const struct pci_platform *p)
  * MCFG, look there: a host bridge that answers with a real vendor ID at
  * 00:00.0 is taken as proof.
  */
-#define MICROVM_ECAM 0xe0000000ull
+#define MICROVM_ECAM      0xe0000000ull
+#define MICROVM_ECAM_SIZE 0x10000000ull /* 256 buses */
 static bool microvm_ecam(void)
 {
+	if (mmio_refusal(MICROVM_ECAM, MICROVM_ECAM_SIZE, NULL))
+		return false; /* RAM there: not a microvm */
 	volatile void *p = mmio_map(MICROVM_ECAM, PAGE_SIZE);
 	if (!p)
 		return false;
@@ -628,7 +631,7 @@ void pci_init(void)
 		mem_next = 0xc0000000ull;
 		mem_end = 0xfec00000ull; /* the IOAPIC and friends live above */
 	} else if (microvm_ecam()) {
-		p.bus_end = 255; /* microvm's window is 256 MiB */
+		p.bus_end = MICROVM_ECAM_SIZE / (1 << 20) - 1;
 		mem_next = 0xc0000000ull;
 		mem_end = ecam_base;
 	} else {
