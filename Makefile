@@ -152,13 +152,14 @@ debug: $(ELF)
 	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
 
 # ---- tests ----------------------------------------------------------------------
-UNIT_TESTS := test_virtq test_cmdline test_sha256
+UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		drivers/virtio/virtio.h tests/unit/check.h
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
+$(BUILD)/tests/test_pci: tests/unit/test_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h tests/unit/check.h
 $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/blktool/sha256.h tests/unit/check.h
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
@@ -174,7 +175,7 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # `make test` runs each over its seeds plus FUZZ_RUNS fresh inputs (a fixed
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/).
-FUZZ_TARGETS := cmdline
+FUZZ_TARGETS := cmdline pci
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -182,6 +183,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-saniti
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit
 
 $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
+$(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")

@@ -116,6 +116,8 @@ int irq_route_gsi(uint32_t gsi, int vector, bool level, bool active_low)
 	int n = acpi_ioapics(ioapics, ARRAY_SIZE(ioapics));
 	for (int i = 0; i < n; i++) {
 		volatile uint8_t *io = (volatile uint8_t *)mmio_map(ioapics[i].addr, PAGE_SIZE);
+		if (!io)
+			continue; /* mmio_map() said why */
 		uint32_t ver = ioapic_read(io, IOAPICVER);
 		if (ver == 0xffffffff)
 			continue; /* nothing answers there */
