@@ -150,12 +150,14 @@ static void src_disarm(void *ctx)
 		virtq_disable_notify(&d->q);
 }
 
-/* With requests in flight, the watchdog wants a look once per stall
- * period; without an interrupt, the completions want one sooner. */
+/* With requests at the device, the watchdog wants a look once per stall
+ * period; without an interrupt, the completions want one sooner. Requests
+ * it has finished and nobody has taken yet (an application that submits,
+ * then sleeps) need no look at all. */
 static uint64_t src_deadline(void *ctx)
 {
 	struct virtio_blk *d = ctx;
-	if (d->broken || d->inflight == 0)
+	if (d->broken || virtq_inflight(&d->q) <= virtq_used_pending(&d->q))
 		return WAIT_FOREVER;
 	return time_ns() + (d->vd.irq_vector ? VIRTQ_STALL_NS : 100000);
 }

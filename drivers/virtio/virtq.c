@@ -123,6 +123,14 @@ bool virtq_enable_notify(struct virtq *q)
 
 uint16_t virtq_used_idx(const struct virtq *q) { return q->broken ? 0 : q->used->idx; }
 
+unsigned virtq_used_pending(const struct virtq *q)
+{
+	if (q->broken)
+		return 0;
+	uint16_t moved = (uint16_t)(q->used->idx - q->last_used); /* read once */
+	return moved < q->inflight ? moved : q->inflight;         /* a lying device gets no more */
+}
+
 void virtq_disable_notify(struct virtq *q)
 {
 	q->notify_on = false;

@@ -183,6 +183,10 @@ void virtq_disable_notify(struct virtq *q);
 /* The device's used->idx, read once: only a hint that something changed (a wait loop compares
  * it with an earlier reading); never an index. 0 for a broken queue. */
 uint16_t virtq_used_idx(const struct virtq *q);
+/* Chains the device has used that virtq_get_used() has not returned yet, from one reading of
+ * used->idx, at most virtq_inflight(): so virtq_inflight() minus this is what the device still
+ * works on. A hint like virtq_used_idx(); 0 for a broken queue. */
+unsigned virtq_used_pending(const struct virtq *q);
 
 /*
  * Take one used chain: returns 1 and sets *cookie and *len (bytes the device wrote into the

@@ -952,8 +952,12 @@ static void run_notify(bool event_idx)
 	uint32_t len;
 
 	/* Off from the start: completions do not notify. */
+	CHECK_EQ(virtq_used_pending(&f->q), 0);
 	CHECK(!complete_one(f, event_idx, &cookies[1]));
+	CHECK_EQ(virtq_used_pending(&f->q), 1); /* used, not yet taken */
+	CHECK_EQ(virtq_used_idx(&f->q), 1);
 	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	CHECK_EQ(virtq_used_pending(&f->q), 0);
 
 	/* On, with nothing pending: false, and the next completion notifies. */
 	CHECK(!virtq_enable_notify(&f->q));
@@ -995,8 +999,11 @@ static void test_notify_broken(void)
 	void *cookie;
 	uint32_t len;
 	CHECK_EQ(add1(f, 1, 1, &cookies[1]), 0);
-	dev_use(&f->dev, 7, 0); /* never offered */
+	dev_use(&f->dev, 7, 0);                 /* never offered */
+	dev_use(&f->dev, 6, 0);                 /* and an idx that runs past the one chain in flight */
+	CHECK_EQ(virtq_used_pending(&f->q), 1); /* clamped to what is in flight */
 	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), -EIO);
+	CHECK_EQ(virtq_used_pending(&f->q), 0);
 	CHECK(!virtq_enable_notify(&f->q));
 	fix_free(f);
 }
