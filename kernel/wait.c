@@ -21,7 +21,9 @@
  * costs microseconds, and when QEMU's device model shares the guest's host
  * core (bench --host-cpus 0), every spin steals the time the device needs
  * to answer. Linux halts at once; a little spinning pays only when the
- * device runs on another core.
+ * device runs on another core. Measured with bench/blk's blk-rand and
+ * --host-cpus 0 (2026-12): 0, 10, 50 and 200 us were all 2-3.5x Linux at
+ * QD1 and QD32, within this host's noise of each other.
  */
 #define SPIN_NS 10000ull
 
