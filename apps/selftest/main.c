@@ -10,6 +10,9 @@
  *   abort       abort()
  *   assert      a failing assert()
  *   canary      overwrite a local array's canary (stack protector)
+ *   smash       a classic overflow: a byte loop runs past a local buffer over
+ *               the canary and the saved registers (stack protector; the
+ *               canary comes from the kernel's seeded generator)
  *   exec        jump into a data page (no-execute)
  *   ok          no fault: print "selftest ok" and return 0
  */
@@ -55,6 +58,16 @@ __attribute__((noinline)) static void fault_canary(const char *src)
 	__asm__ volatile("" ::"r"(buf) : "memory");
 }
 
+/* The loop's bound comes from outside the function, so the compiler can
+ * neither warn nor stop it; it writes over the canary and beyond. */
+__attribute__((noinline)) static void fault_smash(const char *src, volatile size_t n)
+{
+	char buf[8];
+	for (size_t i = 0; i < n; i++)
+		buf[i] = src[i % 8];
+	__asm__ volatile("" ::"r"(buf) : "memory");
+}
+
 static unsigned char data_page[16] = {0xc3}; /* "ret", but in a non-executable page */
 
 __attribute__((noinline)) static void fault_exec(void)
@@ -84,7 +97,9 @@ int main(int argc, char **argv)
 	else if (strcmp(what, "canary") == 0) {
 		static const char junk[64] = "0123456789abcdef0123456789abcdef0123456789abcdef012345678";
 		fault_canary(junk);
-	} else if (strcmp(what, "exec") == 0)
+	} else if (strcmp(what, "smash") == 0)
+		fault_smash("AAAAAAAA", 40);
+	else if (strcmp(what, "exec") == 0)
 		fault_exec();
 	else if (strcmp(what, "ok") == 0) {
 		printf("selftest ok\n");
