@@ -186,7 +186,7 @@ ssize_t virtio_rng_read(void *buf, size_t n, uint64_t silence_ns)
 	if (n == 0)
 		return 0;
 	if (n > SIZE_MAX / 2)
-		return -EINVAL; /* not representable in the return value */
+		return -EINVAL;    /* not representable in the return value */
 	kassert(d->inflight == 0); /* one read at a time: no threads, and reads finish before they return */
 	d->buf = buf;
 	d->want = n;
@@ -196,7 +196,8 @@ ssize_t virtio_rng_read(void *buf, size_t n, uint64_t silence_ns)
 		struct progress p = {d, d->got};
 		if (wait_until(progressed, &p, time_ns() + silence_ns) == -ETIMEDOUT && !progressed(&p)) {
 			char why[64];
-			ksnprintf(why, sizeof(why), "no random bytes for %lu ms", (unsigned long)(silence_ns / 1000000));
+			ksnprintf(why, sizeof(why), "no random bytes for %lu ms",
+			          (unsigned long)(silence_ns / 1000000));
 			abandon(d, why);
 			return -ETIMEDOUT;
 		}

@@ -42,10 +42,10 @@ enum { SRC_VIRTIO = 1, SRC_RDSEED = 2, SRC_RDRAND = 4, SRC_JITTER = 8 };
 
 static struct chacha20_rng rng;
 static bool seeded;
-static bool virtio_only;        /* entropy=virtio */
-static unsigned cpu_sources;    /* SRC_RDSEED | SRC_RDRAND the CPU has */
-static uint64_t since_reseed;   /* output bytes since the last seeding */
-static uint64_t reseed_ns;      /* time_ns() of the last seeding */
+static bool virtio_only;      /* entropy=virtio */
+static unsigned cpu_sources;  /* SRC_RDSEED | SRC_RDRAND the CPU has */
+static uint64_t since_reseed; /* output bytes since the last seeding */
+static uint64_t reseed_ns;    /* time_ns() of the last seeding */
 static uint64_t total_bytes, reseeds;
 static char seeded_from[96];
 static bool weak;

@@ -147,8 +147,8 @@ static int check(void)
 		else
 			out_of_range++;
 	}
-	printf("arc4random_uniform(6) x6000: %u %u %u %u %u %u, out of range %u\n", counts[0], counts[1],
-	       counts[2], counts[3], counts[4], counts[5], out_of_range);
+	printf("arc4random_uniform(6) x6000: %u %u %u %u %u %u, out of range %u\n", counts[0], counts[1], counts[2],
+	       counts[3], counts[4], counts[5], out_of_range);
 
 	/* 1 MiB: past RANDOM_RESEED_BYTES, so the next call reseeds. */
 	ssize_t got = getrandom(big, sizeof(big), 0);
