@@ -144,10 +144,12 @@ static unsigned seed_all(bool boot)
 {
 	unsigned got = 0;
 	uint64_t seed[64];
-	if (virtio_rng_available() && virtio_rng_read(seed, SEED_BYTES, SILENCE_NS) == SEED_BYTES) {
-		chacha20_rng_mix(&rng, seed, SEED_BYTES);
-		got |= SRC_VIRTIO;
-	}
+	/* A device that fails is not used again; the next one, if any, is. */
+	while (!(got & SRC_VIRTIO) && virtio_rng_available())
+		if (virtio_rng_read(seed, SEED_BYTES, SILENCE_NS) == SEED_BYTES) {
+			chacha20_rng_mix(&rng, seed, SEED_BYTES);
+			got |= SRC_VIRTIO;
+		}
 	if (!virtio_only) {
 		if ((cpu_sources & SRC_RDSEED) && cpu_seed(rdseed64, seed)) {
 			chacha20_rng_mix(&rng, seed, SEED_BYTES);

@@ -14,9 +14,12 @@
  *               the canary and the saved registers (stack protector; the
  *               canary comes from the kernel's seeded generator)
  *   exec        jump into a data page (no-execute)
+ *   guard       no fault: print the stack canary's value ("selftest guard 0x...")
+ *               and return 0
  *   ok          no fault: print "selftest ok" and return 0
  */
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +104,11 @@ int main(int argc, char **argv)
 		fault_smash("AAAAAAAA", 40);
 	else if (strcmp(what, "exec") == 0)
 		fault_exec();
-	else if (strcmp(what, "ok") == 0) {
+	else if (strcmp(what, "guard") == 0) {
+		extern uintptr_t __stack_chk_guard; /* kernel/exit.c */
+		printf("selftest guard 0x%016llx\n", (unsigned long long)__stack_chk_guard);
+		return 0;
+	} else if (strcmp(what, "ok") == 0) {
 		printf("selftest ok\n");
 		return 0;
 	} else {

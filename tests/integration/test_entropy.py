@@ -118,6 +118,25 @@ def test_output_is_chacha20_of_the_device_bytes(tmp_path):
     assert random_line(out) == chacha20_block(key)[32:64].hex(), out
 
 
+def test_canary_comes_from_the_generator(tmp_path):
+    """The canary main() runs with is the generator's first request (8 bytes,
+    low byte zeroed), not the early RDRAND/TSC value: with entropy=virtio
+    it is computable from the device's bytes, and another file changes it."""
+    def guard(path):
+        result = run_guest("selftest", args=["guard"], extra=["--rng-file", path, "--append", "entropy=virtio"],
+                           timeout=30)
+        out = result.output.replace("\r\n", "\n")
+        assert result.status == 0, out
+        m = re.search(r"^selftest guard 0x([0-9a-f]{16})$", out, re.M)
+        assert m, out
+        return int(m.group(1), 16)
+
+    key = chacha20_block(bytes([0x11]) * 32)[:32]
+    want = struct.unpack("<Q", chacha20_block(key)[32:40])[0] & ~0xff
+    assert guard(known_file(tmp_path, "a.bin", 0x11)) == want
+    assert guard(known_file(tmp_path, "b.bin", 0x22)) != want
+
+
 def test_no_entropy_source_still_runs():
     """No virtio-rng and a CPU without RDRAND/RDSEED: a loud warning, and
     getentropy() still gives 32 bytes that differ from boot to boot."""
