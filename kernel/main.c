@@ -65,10 +65,10 @@ __attribute__((no_stack_protector)) static void stack_guard_init(void)
 }
 
 /*
- * The canary the application runs with, from the seeded CSPRNG. Only
- * kernel_main() and this function are on the stack, neither protected nor
- * ever returning through a check of the old value (kernel_main() does not
- * return; random_bytes() has returned before the value changes).
+ * The canary the application runs with, from the seeded CSPRNG. Every frame
+ * below this one belongs to a function that never returns (kernel_main()
+ * and the boot path that called it), and random_bytes() has returned before
+ * the value changes, so no check ever compares against the old value.
  */
 __attribute__((no_stack_protector)) static void stack_guard_reseed(void)
 {
