@@ -145,7 +145,7 @@ static unsigned seed_all(bool boot)
 	unsigned got = 0;
 	uint64_t seed[64];
 	/* A device that fails is not used again; the next one, if any, is. */
-	while (!(got & SRC_VIRTIO) && virtio_rng_available())
+	for (int tries = 0; tries < 4 && !(got & SRC_VIRTIO) && virtio_rng_available(); tries++)
 		if (virtio_rng_read(seed, SEED_BYTES, SILENCE_NS) == SEED_BYTES) {
 			chacha20_rng_mix(&rng, seed, SEED_BYTES);
 			got |= SRC_VIRTIO;

@@ -148,6 +148,29 @@ def test_no_entropy_source_still_runs():
     assert random_line(a) != random_line(b)
 
 
+def test_silent_device_is_given_up(tmp_path):
+    """A virtio-rng device that never answers (rng-random on a FIFO whose
+    writer never writes: QEMU's reads get EAGAIN and it waits) is reset
+    after its deadline and not used again; the guest boots, is seeded from
+    RDRAND, and /dev/hwrng says ENODEV. (A file that runs out is no such
+    test: at its end QEMU 7.2 retries the read in a busy loop that starves
+    the vCPU.)"""
+    fifo = str(tmp_path / "silent")
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # keeps the FIFO open: reads see EAGAIN, not EOF
+    try:
+        out = boot(args=["check"], extra=["--rng-file", fifo])
+    finally:
+        os.close(writer)
+    assert re.search(r"^\[ *[0-9.]+\] rng0: no random bytes for 1000 ms; the device is reset and not used again$",
+                     out, re.M), out
+    assert seeded_from(out) == "rdrand 32 B, clock jitter", out
+    assert "/dev/hwrng: open ENODEV" in out, out
+    assert "entropy: weak no, virtio-rng no" in out, out
+    assert RANDOM.search(out) is None  # check mode; but the interfaces still work:
+    assert "getentropy x8: 8 distinct" in out, out
+
+
 def test_rdrand_without_device():
     """-cpu max has RDRAND under TCG: no warning without a device."""
     out = boot()
