@@ -17,6 +17,7 @@
 #include "kstubs.h"
 #include "pci.h"
 #include "virtio_dev.h"
+#include "virtio_pci_caps.h"
 
 /* ---- the simulated PCI function ----------------------------------------------------------- */
 
@@ -211,6 +212,51 @@ static void sim_legacy(uint32_t io_size)
 
 /* Frees what virtio_queue_init() allocated (the ring pages). */
 static void queue_free(struct virtq *q) { free((void *)q->desc); }
+
+/* ---- the capability walk alone ---------------------------------------------------------- */
+
+static uint32_t sim_read32(void *ctx, uint8_t off) { return pci_read32(ctx, off); }
+
+static const char *sim_parse(struct virtio_pci_layout *l)
+{
+	struct virtio_pci_cfg_source src = {.read32 = sim_read32, .ctx = &P};
+	for (int i = 0; i < 6; i++)
+		src.bar_size[i] = P.bar[i].io ? 0 : P.bar[i].size;
+	return virtio_pci_parse_caps(&src, l);
+}
+
+static void test_parse_qemu_layout(void)
+{
+	struct virtio_pci_layout l;
+	uint32_t doorbell = 0;
+
+	sim_modern();
+	CHECK(sim_parse(&l) == NULL);
+	CHECK_EQ(l.common.bar, 4);
+	CHECK_EQ(l.common.off, 0);
+	CHECK_EQ(l.common.len, 0x1000);
+	CHECK_EQ(l.isr.off, 0x1000);
+	CHECK_EQ(l.device.off, 0x2000);
+	CHECK_EQ(l.device.len, 0x1000);
+	CHECK_EQ(l.notify.off, 0x3000);
+	CHECK_EQ(l.notify.len, 0x1000);
+	CHECK_EQ(l.notify_mult, 4);
+	CHECK(virtio_pci_notify_ok(&l, 0x3ff, &doorbell));
+	CHECK_EQ(doorbell, 0xffc);
+	CHECK(!virtio_pci_notify_ok(&l, 0x400, &doorbell));
+	CHECK_EQ(doorbell, 0xffc); /* untouched when refused */
+
+	/* No device configuration: still usable (it is optional). */
+	S.cfg[0x71] = 0x50; /* the list skips the device capability */
+	CHECK(sim_parse(&l) == NULL);
+	CHECK_EQ(l.device.len, 0);
+
+	/* No capability list at all: a legacy-only device, said plainly. */
+	S.cfg[PCI_STATUS] = 0;
+	CHECK(sim_parse(&l) != NULL);
+	CHECK_EQ(S.stray_cfg, 0);
+	sim_free();
+}
 
 /* ---- modern: an honest device --------------------------------------------------------------- */
 
@@ -531,6 +577,7 @@ static void test_start_reset_stuck(void)
 
 int main(void)
 {
+	RUN_TEST(test_parse_qemu_layout);
 	RUN_TEST(test_modern_qemu_like);
 	RUN_TEST(test_modern_notify_offset_checked);
 	RUN_TEST(test_modern_bad_caps);
