@@ -152,7 +152,7 @@ debug: $(ELF)
 	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
 
 # ---- tests ----------------------------------------------------------------------
-UNIT_TESTS := test_virtq test_cmdline test_sha256 test_virtio_pci
+UNIT_TESTS := test_virtq test_cmdline test_sha256 test_virtio_pci test_virtio_blk
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit -Iinclude
 
@@ -168,6 +168,9 @@ DRIVER_TEST_DEPS := tests/unit/kstubs.c tests/unit/kstubs.h tests/unit/fake_io.h
 $(BUILD)/tests/test_virtio_pci: tests/unit/test_virtio_pci.c drivers/virtio/virtio_pci.c drivers/virtio/virtio_pci_caps.c \
 		drivers/virtio/virtio_pci_caps.h kernel/pci.h $(DRIVER_TEST_DEPS)
 $(BUILD)/tests/test_virtio_pci: UNIT_EXTRA := -include tests/unit/fake_io.h
+$(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.c drivers/virtio_blk.h \
+		include/ringlet/blk.h $(DRIVER_TEST_DEPS)
+$(BUILD)/tests/test_virtio_blk: UNIT_EXTRA := -include tests/unit/fake_io.h -Idrivers
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
