@@ -166,6 +166,7 @@ DRIVER_TEST_DEPS := tests/unit/kstubs.c tests/unit/kstubs.h tests/unit/fake_io.h
 	drivers/virtio/virtio.c drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h \
 	drivers/virtio/virtio_dev.h kernel/kernel.h
 $(BUILD)/tests/test_virtio_pci: tests/unit/test_virtio_pci.c drivers/virtio/virtio_pci.c drivers/virtio/virtio_pci_caps.c \
+		drivers/virtio/virtio_mmio.c \
 		drivers/virtio/virtio_pci_caps.h kernel/pci.h $(DRIVER_TEST_DEPS)
 $(BUILD)/tests/test_virtio_pci: UNIT_EXTRA := -include tests/unit/fake_io.h
 $(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.c drivers/virtio_blk.h \

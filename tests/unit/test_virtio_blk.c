@@ -216,6 +216,33 @@ static void test_len_above_buffers_refused(void)
 	kstub_log[0] = '\0';
 }
 
+/* "The transport can fail": a queue whose doorbell the transport refuses gives the device up
+ * at probe, with FAILED status and a log line, before DRIVER_OK. */
+static int refuse_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+{
+	(void)vd, (void)index, (void)fn, (void)ctx;
+	return -EIO;
+}
+
+static void test_queue_refused_by_transport(void)
+{
+	struct virtio_transport t = blk_transport;
+	t.queue_notify = refuse_queue_notify;
+	struct virtio_dev found = {.t = &t, .modern = true, .type = VIRTIO_ID_BLOCK, .where = "fake"};
+	char note[40] = "";
+	int n = virtio_blk_count();
+
+	memset(&D, 0, sizeof(D));
+	kstub_log[0] = '\0';
+	CHECK_EQ(virtio_blk_probe(&found, note, sizeof(note)), -EIO);
+	CHECK_EQ(virtio_blk_count(), n);
+	CHECK(D.status_reg & VIRTIO_STATUS_FAILED);
+	CHECK(!(D.status_reg & VIRTIO_STATUS_DRIVER_OK));
+	CHECK(D.q == NULL); /* never enabled */
+	CHECK(strstr(kstub_log, "cannot set up its request queue") != NULL);
+	kstub_log[0] = '\0';
+}
+
 int main(void)
 {
 	RUN_TEST(test_read_exact_len);
@@ -223,5 +250,6 @@ int main(void)
 	RUN_TEST(test_status_decides);
 	RUN_TEST(test_write_loose_len);
 	RUN_TEST(test_len_above_buffers_refused);
+	RUN_TEST(test_queue_refused_by_transport);
 	return check_report();
 }
