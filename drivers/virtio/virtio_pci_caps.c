@@ -56,6 +56,7 @@ const char *virtio_pci_parse_caps(const struct virtio_pci_cfg_source *src, struc
 		uint8_t id = cfg8(src, p), next = cfg8(src, p + 1);
 		if (id != VIRTIO_PCI_CAP_ID_VNDR)
 			goto next;
+		out->any = true;
 		/* The fields below are read only when the capability says it holds them and
 		 * they lie inside configuration space: a capability at 0xf8 cannot. */
 		uint8_t cap_len = cfg8(src, p + 2), type = cfg8(src, p + 3);

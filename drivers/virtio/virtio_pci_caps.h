@@ -38,6 +38,8 @@ struct virtio_pci_layout {
 	struct virtio_pci_region isr;    /* at least 1 byte */
 	struct virtio_pci_region device; /* optional */
 	uint32_t notify_mult;            /* notify_off_multiplier: 0 or an even power of 2 */
+	bool any;                        /* a virtio structure capability was seen at all (set
+	                                  * even on refusal: a legacy-only device has none) */
 };
 
 /* The common configuration a driver needs: virtio 1.0's structure, up to queue_device
