@@ -17,7 +17,7 @@
 #define CFG_SPACE   256  /* bytes of (conventional) PCI configuration space */
 #define CAP_FIRST   0x40 /* capabilities live after the standard header */
 #define MAX_CAPS    48   /* (256 - 64) / 4: more means the list loops */
-#define PCI_STATUS_ 0x06
+#define CMD_STATUS  0x04 /* the dword of PCI command (low half) and status (high half) */
 #define CAP_PTR     0x34
 #define STATUS_CAPS 0x10 /* PCI status: the capability list is there */
 
@@ -43,7 +43,7 @@ const char *virtio_pci_parse_caps(const struct virtio_pci_cfg_source *src, struc
 	bool have[VIRTIO_PCI_CAP_DEVICE_CFG + 1] = {false};
 
 	memset(out, 0, sizeof(*out));
-	if (!((cfg32(src, PCI_STATUS_ & 0xfc) >> 16) & STATUS_CAPS))
+	if (!((cfg32(src, CMD_STATUS) >> 16) & STATUS_CAPS))
 		return "no capability list";
 
 	uint8_t p = cfg8(src, CAP_PTR);
