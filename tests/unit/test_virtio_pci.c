@@ -68,7 +68,7 @@ void pci_write32(const struct pci_dev *d, uint16_t off, uint32_t v)
 		memcpy(&S.cfg[off], &v, 4);
 }
 void pci_probe_bars(struct pci_dev *d) { (void)d; }
-void pci_enable(const struct pci_dev *d, bool mem, bool io) { (void)d, (void)mem, (void)io; }
+void pci_enable(struct pci_dev *d, bool mem, bool io) { (void)d, (void)mem, (void)io; }
 
 /* The same walk as kernel/pci.c's. */
 uint8_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint8_t start)
