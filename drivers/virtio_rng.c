@@ -74,9 +74,9 @@ static void abandon(struct virtio_rng *d, const char *why)
 	if (d->broken)
 		return;
 	d->broken = true;
-	virtio_reset(&d->vd);
+	bool reset = virtio_reset(&d->vd);
 	klog("%s: %s; the device is reset and not used again", d->name, why);
-	if (virtio_status(&d->vd) != 0)
+	if (!reset)
 		klog("%s: the device did not reset: it may still write to memory it was given", d->name);
 	for (uint16_t i = 0; i < d->nslots; i++)
 		d->slots[i].busy = false;

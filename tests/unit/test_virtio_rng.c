@@ -122,16 +122,12 @@ int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, ui
 
 void virtio_ready(struct virtio_dev *vd) { (void)vd; }
 void virtio_fail(struct virtio_dev *vd, const char *why) { (void)vd, (void)why; }
-void virtio_reset(struct virtio_dev *vd)
+bool virtio_reset(struct virtio_dev *vd)
 {
 	(void)vd;
 	dev.reset = true;
 	resets++;
-}
-uint8_t virtio_status(struct virtio_dev *vd)
-{
-	(void)vd;
-	return 0;
+	return true;
 }
 
 void wait_add_source(struct wait_source *s) { source = s; }
