@@ -10,7 +10,12 @@
  *   abort       abort()
  *   assert      a failing assert()
  *   canary      overwrite a local array's canary (stack protector)
+ *   smash       a classic overflow: a byte loop runs past a local buffer over
+ *               the canary and the saved registers (stack protector; the
+ *               canary comes from the kernel's seeded generator)
  *   exec        jump into a data page (no-execute)
+ *   guard       no fault: print the stack canary's value ("selftest guard 0x...")
+ *               and return 0
  *   ok          no fault: print "selftest ok" and return 0
  *   mmio        no fault: ask the kernel's mmio_map() for RAM, the kernel image
  *               and an address beyond the CPU's reach (each must be refused)
@@ -66,6 +71,16 @@ __attribute__((noinline)) static void fault_canary(const char *src)
 	char buf[16];
 	/* Deliberately too long: the copy runs over the canary. */
 	memcpy(buf, src, 64);
+	__asm__ volatile("" ::"r"(buf) : "memory");
+}
+
+/* The loop's bound comes from outside the function, so the compiler can
+ * neither warn nor stop it; it writes over the canary and beyond. */
+__attribute__((noinline)) static void fault_smash(const char *src, volatile size_t n)
+{
+	char buf[8];
+	for (size_t i = 0; i < n; i++)
+		buf[i] = src[i % 8];
 	__asm__ volatile("" ::"r"(buf) : "memory");
 }
 
@@ -167,9 +182,15 @@ int main(int argc, char **argv)
 	else if (strcmp(what, "canary") == 0) {
 		static const char junk[64] = "0123456789abcdef0123456789abcdef0123456789abcdef012345678";
 		fault_canary(junk);
-	} else if (strcmp(what, "exec") == 0)
+	} else if (strcmp(what, "smash") == 0)
+		fault_smash("AAAAAAAA", 40);
+	else if (strcmp(what, "exec") == 0)
 		fault_exec();
-	else if (strcmp(what, "mmio") == 0)
+	else if (strcmp(what, "guard") == 0) {
+		extern uintptr_t __stack_chk_guard; /* kernel/exit.c */
+		printf("selftest guard 0x%016llx\n", (unsigned long long)__stack_chk_guard);
+		return 0;
+	} else if (strcmp(what, "mmio") == 0)
 		return mmio_selftest();
 	else if (strcmp(what, "pcibar") == 0)
 		return pcibar_selftest();
