@@ -50,7 +50,7 @@ APP_CFLAGS := $(COMMON_FLAGS)
 LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexecstack
 
 # ---- sources (explicit lists) ----------------------------------------------
-BOOT_SRCS := boot/entry.S boot/boot.c
+BOOT_SRCS := boot/entry.S boot/boot.c boot/bootparse.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
 	kernel/wait.c \
