@@ -152,14 +152,16 @@ debug: $(ELF)
 	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
 
 # ---- tests ----------------------------------------------------------------------
-UNIT_TESTS := test_virtq test_cmdline test_sha256
+UNIT_TESTS := test_virtq test_cmdline test_sha256 test_bootinfo
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit
+	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		drivers/virtio/virtio.h tests/unit/check.h
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
 $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/blktool/sha256.h tests/unit/check.h
+$(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
+		tests/unit/check.h
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")

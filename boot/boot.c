@@ -55,8 +55,6 @@ void boot_from_loader(const struct boot_info *given)
 		kernel_early_fail("loader: bad boot_info magic");
 	boot_info = *given;
 	/* Entries are trusted no further than the other paths' are. */
-	if (boot_info.mem_count > BOOT_MEM_MAX)
-		boot_info.mem_count = BOOT_MEM_MAX;
-	boot_info.cmdline[BOOT_CMDLINE_MAX - 1] = '\0';
+	boot_info_sanitize(&boot_info);
 	kernel_main(&boot_info);
 }
