@@ -175,8 +175,9 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # with the kernel code it feeds, and a seed corpus in tests/fuzz/corpus/NAME/.
 # `make test` runs each over its seeds plus FUZZ_RUNS fresh inputs (a fixed
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
-# and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/).
-FUZZ_TARGETS := cmdline
+# and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/). An input
+# that takes over 10 s (a walk that never ends) counts as a crash.
+FUZZ_TARGETS := cmdline pvh mb2
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -184,6 +185,8 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-saniti
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit
 
 $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
+$(BUILD)/fuzz/fuzz_pvh: tests/fuzz/fuzz_pvh.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
+$(BUILD)/fuzz/fuzz_mb2: tests/fuzz/fuzz_mb2.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
@@ -193,7 +196,7 @@ fuzz-test: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 	$(Q)for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz_$$t: seeds + $(FUZZ_RUNS) fresh inputs"; \
 		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -artifact_prefix=$(BUILD)/fuzz/$$t- \
+		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -timeout=10 -artifact_prefix=$(BUILD)/fuzz/$$t- \
 			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1 || \
 			{ tail -40 $(BUILD)/fuzz/$$t.log; echo "error: fuzz_$$t failed (log: $(BUILD)/fuzz/$$t.log)" >&2; exit 1; }; \
 		tail -1 $(BUILD)/fuzz/$$t.log; \
@@ -204,7 +207,7 @@ fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ))
 	$(Q)for t in $(FUZZ); do \
 		echo "== fuzz_$$t for $(FUZZ_SECONDS) s (corpus build/fuzz/corpus-$$t)"; \
 		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz/$$t- \
+		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=$(BUILD)/fuzz/$$t- \
 			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 
