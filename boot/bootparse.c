@@ -244,7 +244,8 @@ const char *boot_parse_mb2(struct boot_info *bi, const struct boot_phys *mem, ui
 			static const char name[] = "cmdline";
 			if (blen < MB2_MODULE_HDR)
 				return "multiboot2: module tag too short";
-			if (blen - MB2_MODULE_HDR < sizeof(name) || memcmp(body + 8, name, sizeof(name)) != 0)
+			if (blen - MB2_MODULE_HDR < sizeof(name) ||
+			    memcmp(body + MB2_MODULE_HDR, name, sizeof(name)) != 0)
 				break;
 			uint64_t start = ld32(body), end = ld32(body + 4);
 			if (end < start || !phys(mem, start, end - start))

@@ -290,7 +290,7 @@ static void test_pvh_wrapping_entries(void)
 	struct boot_info *bi = bi_new();
 	pm_new(&p, MM + 3 * 24);
 	pvh_start_info(&p, 1, 0, 0, MM, 3);
-	pvh_entry(&p, MM, 0, 0xfffffffffffff000ull, 0x2000, BOOT_MEM_USABLE); /* above the limit: dropped */
+	pvh_entry(&p, MM, 0, 0xfffffffffffff000ull, 0x2000, BOOT_MEM_USABLE);   /* above the limit: dropped */
 	pvh_entry(&p, MM, 1, 0x100000, 0xffffffffffffffffull, BOOT_MEM_USABLE); /* clipped */
 	pvh_entry(&p, MM, 2, 0x1000, 0x1000, BOOT_MEM_USABLE);
 	CHECK(boot_parse_pvh(bi, &p.view, SI) == NULL);
