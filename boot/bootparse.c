@@ -21,6 +21,11 @@
 
 #include "bootparse.h"
 
+/* Both formats are little-endian, as x86-64 is (and so is every host the tests run on). */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "boot/bootparse.c reads little-endian structures with plain loads"
+#endif
+
 /* The host address of [addr, addr + len) if all of it lies in the view, else NULL. */
 static const void *phys(const struct boot_phys *mem, uint64_t addr, uint64_t len)
 {
@@ -40,8 +45,8 @@ static uint64_t phys_left(const struct boot_phys *mem, uint64_t addr)
 	return addr < mem->size ? mem->size - addr : 0;
 }
 
-/* Unaligned little-endian loads: the info may sit anywhere, and a tag's body
- * is only 8-byte aligned by the loader's good will. */
+/* Unaligned loads: the info may sit anywhere, and a tag's body is only
+ * 8-byte aligned by the loader's good will (UBSan would rightly object). */
 static uint32_t ld32(const void *p)
 {
 	uint32_t v;
