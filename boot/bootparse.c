@@ -205,7 +205,7 @@ const char *boot_parse_mb2(struct boot_info *bi, const struct boot_phys *mem, ui
 {
 	const char *cmd_tag = NULL, *cmd_module = NULL;
 	uint64_t cmd_tag_len = 0, cmd_module_len = 0;
-	bool have_acpi_new = false;
+	bool have_acpi_new = false, have_module = false;
 	const uint8_t *info;
 	uint64_t total;
 
@@ -253,9 +253,12 @@ const char *boot_parse_mb2(struct boot_info *bi, const struct boot_phys *mem, ui
 			    memcmp(body + MB2_MODULE_HDR, name, sizeof(name)) != 0)
 				break;
 			uint64_t start = ld32(body), end = ld32(body + 4);
-			if (end < start || !phys(mem, start, end - start))
+			/* GRUB hands an empty file over as start = end = 0: an
+			 * empty command line, with nothing to read. */
+			if (end < start || (end > start && !phys(mem, start, end - start)))
 				return "multiboot2: command-line module outside memory";
-			cmd_module = phys(mem, start, end - start);
+			have_module = true;
+			cmd_module = end > start ? phys(mem, start, end - start) : NULL;
 			cmd_module_len = end - start;
 			break;
 		}
@@ -288,7 +291,9 @@ const char *boot_parse_mb2(struct boot_info *bi, const struct boot_phys *mem, ui
 		}
 	}
 
-	if (cmd_module) {
+	if (have_module && cmd_module_len == 0) {
+		bi->cmdline[0] = '\0';
+	} else if (have_module) {
 		/* Only the part boot_info keeps is read; a file ends with a
 		 * newline, so trailing white space is dropped. */
 		uint64_t n = cmd_module_len < BOOT_CMDLINE_MAX - 1 ? cmd_module_len : BOOT_CMDLINE_MAX - 1;

@@ -194,8 +194,8 @@ def test_cmdline_file_changed_without_rebuilding(images, tmp_path):
 
 def test_hostile_cmdline_file_bios(images, tmp_path):
     """cmdline.txt is a file anyone with the image can edit; GRUB hands it over as a
-    multiboot2 module. Only its first 2047 bytes are read (BOOT_CMDLINE_MAX - 1), and a
-    NUL ends it; neither stops the boot (boot/bootparse.c, tests/unit/test_bootinfo.c)."""
+    multiboot2 module. Only its first 2047 bytes are read (BOOT_CMDLINE_MAX - 1), a NUL
+    ends it, an empty one is an empty command line; none stops the boot (boot/bootparse.c, tests/unit/test_bootinfo.c)."""
     img = images.copy(tmp_path)
     new = tmp_path / "cmdline.txt"
     new.write_bytes(b"-- first " + b"x" * 5000 + b" --exit 4\n")
@@ -207,6 +207,11 @@ def test_hostile_cmdline_file_bios(images, tmp_path):
     run_tool(["mcopy", "-o", "-i", "%s@@%d" % (img, ESP_OFFSET),
               str(new), "::/ringlet/cmdline.txt"])
     assert_hello(boot(img, "bios"), "bios", ["before", "nul", "--exit", "6"], 6)
+
+    new.write_bytes(b"")                    # an empty module: an empty command line
+    run_tool(["mcopy", "-o", "-i", "%s@@%d" % (img, ESP_OFFSET),
+              str(new), "::/ringlet/cmdline.txt"])
+    assert_hello(boot(img, "bios"), "bios", [], 0)
 
 
 # ---- broken images ----------------------------------------------------------------

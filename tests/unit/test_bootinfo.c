@@ -436,6 +436,30 @@ static void test_mb2_cmdline_module(void)
 	pm_free(&p);
 }
 
+/* An empty file: GRUB gives start = end = 0. An empty command line (the module still wins),
+ * also in a view like the kernel's, where physical 0 is the NULL pointer (base 0: host
+ * addresses are physical ones). */
+static void test_mb2_cmdline_module_empty(void)
+{
+	struct pmem p;
+	struct boot_info *bi = bi_new();
+	struct boot_phys flat = {.base = 0, .size = 1ull << 47};
+	uint8_t body[16] = {0};
+	memcpy(body + 8, "cmdline", 8);
+	mb2_begin(&mb);
+	mb2_tag(&mb, 1, 8 + 7, "-- tag", 7);
+	mb2_tag(&mb, 3, 8 + 16, body, 16);
+	mb2_end(&mb);
+	mb2_memory(&p, &mb, NULL, 0);
+	CHECK(mb2_parse(bi, &p, NULL) == NULL);
+	CHECK_EQ(bi->cmdline[0], '\0');
+	memset(bi, 0xff, sizeof(*bi));
+	CHECK(boot_parse_mb2(bi, &flat, BOOT_MB2_MAGIC, (uintptr_t)p.buf + IB, NULL) == NULL);
+	CHECK_EQ(bi->cmdline[0], '\0');
+	free(bi);
+	pm_free(&p);
+}
+
 /* The case: size 0xfffffff9 rounds up to 2^32, 0 in 32 bits; the walk must still end. */
 static void test_mb2_tag_size_wraps(void)
 {
@@ -776,6 +800,7 @@ int main(int argc, char **argv)
 	RUN(test_mb2_good);
 	RUN(test_mb2_mmap_wide_entries);
 	RUN(test_mb2_cmdline_module);
+	RUN(test_mb2_cmdline_module_empty);
 	RUN(test_mb2_tag_size_wraps);
 	RUN(test_mb2_tag_past_total);
 	RUN(test_mb2_cmdline_tag_past_total);
