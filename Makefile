@@ -45,7 +45,11 @@ COMMON_FLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pie -fno-pic -mno-red-zone
 	-D_POSIX_TIMERS=1 -D_POSIX_MONOTONIC_CLOCK=200112L \
 	-Wall -Wextra -Werror -MMD -MP
 # The kernel never touches SSE/x87 registers, so it need not save them.
-KERNEL_CFLAGS := $(COMMON_FLAGS) -mgeneral-regs-only
+# lwIP's headers and Ringlet's port of it (kernel/net: lwipopts.h, arch/cc.h).
+LWIP := $(BUILD)/lwip
+LWIP_SRC := $(LWIP)/src/src
+LWIP_INCLUDES := -I$(LWIP_SRC)/include -Ikernel/net
+KERNEL_CFLAGS := $(COMMON_FLAGS) -mgeneral-regs-only $(LWIP_INCLUDES)
 APP_CFLAGS := $(COMMON_FLAGS)
 LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexecstack
 
@@ -53,17 +57,30 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c \
+	kernel/wait.c kernel/net/sys_arch.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
 	drivers/virtio/virtq.c drivers/virtio_blk.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
+# lwIP 2.1.3 (scripts/deps fetches it into build/lwip/): the core, IPv4, IPv6 and Ethernet,
+# compiled with the kernel's flags into an archive, so that only what is used is linked.
+LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
+	core/netif.c core/pbuf.c core/raw.c core/stats.c core/sys.c core/tcp.c core/tcp_in.c core/tcp_out.c \
+	core/timeouts.c core/udp.c \
+	core/ipv4/dhcp.c core/ipv4/etharp.c core/ipv4/icmp.c core/ipv4/igmp.c core/ipv4/ip4.c \
+	core/ipv4/ip4_addr.c core/ipv4/ip4_frag.c \
+	core/ipv6/ethip6.c core/ipv6/icmp6.c core/ipv6/inet6.c core/ipv6/ip6.c core/ipv6/ip6_addr.c \
+	core/ipv6/ip6_frag.c core/ipv6/mld6.c core/ipv6/nd6.c \
+	netif/ethernet.c
+LWIP_SRCS := $(addprefix $(LWIP_SRC)/,$(LWIP_FILES))
+LWIP_OBJS := $(patsubst %.c,$(LWIP)/obj/%.o,$(LWIP_FILES))
+LWIP_LIB := $(LWIP)/liblwip.a
 
 KOBJ := $(BUILD)/kernel
 AOBJ := $(BUILD)/$(APP)/obj
 KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
 APP_OBJS := $(patsubst %,$(AOBJ)/%.o,$(basename $(APP_SRCS))) $(AOBJ)/appname.o
-LIBS := --start-group $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
+LIBS := --start-group $(LWIP_LIB) $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
 
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
@@ -83,7 +100,22 @@ endif
 $(NEWLIB)/lib/libc.a: scripts/deps
 	$(Q)scripts/deps --quiet build
 
-$(KOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
+# lwIP's sources: scripts/deps fetches them (apt-get source, see there).
+$(LWIP)/stamp: scripts/deps
+	$(Q)scripts/deps --quiet net
+$(LWIP_SRCS): | $(LWIP)/stamp ;
+
+$(LWIP)/obj/%.o: $(LWIP_SRC)/%.c | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      lwip/$*.c")
+	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
+
+$(LWIP_LIB): $(LWIP_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Every kernel source may include lwIP's headers: fetch them first.
+$(KOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a $(LWIP)/stamp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
@@ -109,7 +141,7 @@ $(AOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
 # Two links: the first with an empty symbol table, from which scripts/ksyms
 # makes the real one for the second. The table sits after all code, so the
 # functions must not move between the two; the cmp checks it.
-$(ELF): $(KERNEL_OBJS) $(APP_OBJS) linker.ld scripts/ksyms
+$(ELF): $(KERNEL_OBJS) $(APP_OBJS) $(LWIP_LIB) linker.ld scripts/ksyms
 	@mkdir -p $(OUT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)scripts/ksyms > $(OUT)/ksyms0.S
@@ -232,9 +264,10 @@ format-check:
 		{ echo "error: run 'make format' (clang-format) and commit" >&2; exit 1; }
 
 clean:
-	rm -rf $(BUILD)/kernel $(BUILD)/tests $(filter-out $(BUILD)/newlib $(BUILD)/kvmprobe,$(wildcard $(BUILD)/*))
+	rm -rf $(BUILD)/kernel $(BUILD)/tests $(LWIP)/obj $(LWIP_LIB) \
+		$(filter-out $(BUILD)/newlib $(BUILD)/lwip $(BUILD)/apt $(BUILD)/kvmprobe,$(wildcard $(BUILD)/*))
 
 distclean:
 	rm -rf $(BUILD)
 
--include $(KERNEL_OBJS:.o=.d) $(APP_OBJS:.o=.d)
+-include $(KERNEL_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(LWIP_OBJS:.o=.d)
