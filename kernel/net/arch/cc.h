@@ -5,12 +5,23 @@
 #ifndef RINGLET_LWIP_ARCH_CC_H
 #define RINGLET_LWIP_ARCH_CC_H
 
+#include <limits.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "Ringlet runs on x86-64: little-endian"
 #endif
+/* newlib's <sys/types.h> may have said so already (<machine/endian.h>). */
+#ifndef BYTE_ORDER
 #define BYTE_ORDER LITTLE_ENDIAN
+#endif
+/* newlib has ssize_t (long) but no SSIZE_MAX; without it lwIP's arch.h
+ * declares its own ssize_t (int), which clashes in any file that also
+ * includes a POSIX header (the socket layer). */
+#ifndef SSIZE_MAX
+#define SSIZE_MAX LONG_MAX
+#endif
 
 /* newlib has no <sys/time.h> struct timeval clash to avoid, and Ringlet's own socket
  * headers (include/sys/socket.h) define the POSIX types; lwIP defines none of its own. */
