@@ -5,12 +5,20 @@
 #ifndef RINGLET_LWIP_ARCH_CC_H
 #define RINGLET_LWIP_ARCH_CC_H
 
+#include <limits.h>
 #include <stdint.h>
+#include <sys/types.h> /* newlib's ssize_t and BYTE_ORDER */
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "Ringlet runs on x86-64: little-endian"
 #endif
+#ifndef BYTE_ORDER
 #define BYTE_ORDER LITTLE_ENDIAN
+#endif
+/* newlib has ssize_t (long); lwIP would typedef its own int one without this. */
+#ifndef SSIZE_MAX
+#define SSIZE_MAX LONG_MAX
+#endif
 
 /* newlib has no <sys/time.h> struct timeval clash to avoid, and Ringlet's own socket
  * headers (include/sys/socket.h) define the POSIX types; lwIP defines none of its own. */
@@ -28,9 +36,9 @@ uint32_t net_random32(void);
 /* lwIP's messages and its asserts (a broken invariant inside the stack is ours: panic). */
 void net_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void net_assert(const char *msg, const char *file, int line);
-#define LWIP_PLATFORM_DIAG(x) \
-	do {                  \
-		net_diag x;   \
+#define LWIP_PLATFORM_DIAG(x)                                                                                          \
+	do {                                                                                                           \
+		net_diag x;                                                                                            \
 	} while (0)
 #define LWIP_PLATFORM_ASSERT(x) net_assert((x), __FILE__, __LINE__)
 
