@@ -57,12 +57,15 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c kernel/net/sys_arch.c \
-	kernel/poll.c \
+	kernel/wait.c kernel/poll.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
-	drivers/virtio/virtq.c drivers/virtio_blk.c
+	drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_net.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
+# The network stack's kernel side: an archive like lwIP, so an application that never calls
+# the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
+# weak reference to net_start().
+NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c kernel/net/socket.c kernel/net/resolv.c
 # lwIP 2.1.3 (scripts/deps fetches it into build/lwip/): the core, IPv4, IPv6 and Ethernet,
 # compiled with the kernel's flags into an archive, so that only what is used is linked.
 LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
@@ -76,17 +79,14 @@ LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c cor
 LWIP_SRCS := $(addprefix $(LWIP_SRC)/,$(LWIP_FILES))
 LWIP_OBJS := $(patsubst %.c,$(LWIP)/obj/%.o,$(LWIP_FILES))
 LWIP_LIB := $(LWIP)/liblwip.a
-# The socket layer in an archive of its own: an app that never calls socket() or
-# getaddrinfo() links none of it, nor the parts of lwIP it would pull in.
-SOCK_SRCS := kernel/net/socket.c kernel/net/resolv.c
 
 KOBJ := $(BUILD)/kernel
 AOBJ := $(BUILD)/$(APP)/obj
 KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
+NET_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(NET_SRCS)))
+NET_LIB := $(KOBJ)/libnet.a
 APP_OBJS := $(patsubst %,$(AOBJ)/%.o,$(basename $(APP_SRCS))) $(AOBJ)/appname.o
-SOCK_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(SOCK_SRCS)))
-SOCK_LIB := $(KOBJ)/libsock.a
-LIBS := --start-group $(SOCK_LIB) $(LWIP_LIB) $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
+LIBS := --start-group $(NET_LIB) $(LWIP_LIB) $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
 
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
@@ -120,7 +120,7 @@ $(LWIP_LIB): $(LWIP_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(SOCK_LIB): $(SOCK_OBJS)
+$(NET_LIB): $(NET_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -151,7 +151,7 @@ $(AOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
 # Two links: the first with an empty symbol table, from which scripts/ksyms
 # makes the real one for the second. The table sits after all code, so the
 # functions must not move between the two; the cmp checks it.
-$(ELF): $(KERNEL_OBJS) $(APP_OBJS) $(SOCK_LIB) $(LWIP_LIB) linker.ld scripts/ksyms
+$(ELF): $(KERNEL_OBJS) $(APP_OBJS) $(NET_LIB) $(LWIP_LIB) linker.ld scripts/ksyms
 	@mkdir -p $(OUT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)scripts/ksyms > $(OUT)/ksyms0.S
@@ -280,4 +280,4 @@ clean:
 distclean:
 	rm -rf $(BUILD)
 
--include $(KERNEL_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(LWIP_OBJS:.o=.d) $(SOCK_OBJS:.o=.d)
+-include $(KERNEL_OBJS:.o=.d) $(NET_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(LWIP_OBJS:.o=.d)

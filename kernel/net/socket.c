@@ -39,6 +39,12 @@
 #include "../fd.h"
 #include "../kernel.h"
 #include "../wait.h"
+#include "net.h"
+
+/* kernel/main.c starts the network only when net.c is linked in (it calls
+ * a weak net_start). A weak reference does not pull an archive member in,
+ * so a strong one to net.c does: sockets need lwIP started. */
+static bool (*const need_net)(void) __attribute__((used)) = net_present;
 
 /* Datagrams a UDP socket keeps before it drops new ones (Linux drops at its
  * receive buffer's size, too). */

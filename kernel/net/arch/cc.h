@@ -7,18 +7,15 @@
 
 #include <limits.h>
 #include <stdint.h>
-#include <sys/types.h>
+#include <sys/types.h> /* newlib's ssize_t and BYTE_ORDER */
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "Ringlet runs on x86-64: little-endian"
 #endif
-/* newlib's <sys/types.h> may have said so already (<machine/endian.h>). */
 #ifndef BYTE_ORDER
 #define BYTE_ORDER LITTLE_ENDIAN
 #endif
-/* newlib has ssize_t (long) but no SSIZE_MAX; without it lwIP's arch.h
- * declares its own ssize_t (int), which clashes in any file that also
- * includes a POSIX header (the socket layer). */
+/* newlib has ssize_t (long); lwIP would typedef its own int one without this. */
 #ifndef SSIZE_MAX
 #define SSIZE_MAX LONG_MAX
 #endif
@@ -39,9 +36,9 @@ uint32_t net_random32(void);
 /* lwIP's messages and its asserts (a broken invariant inside the stack is ours: panic). */
 void net_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void net_assert(const char *msg, const char *file, int line);
-#define LWIP_PLATFORM_DIAG(x) \
-	do {                  \
-		net_diag x;   \
+#define LWIP_PLATFORM_DIAG(x)                                                                                          \
+	do {                                                                                                           \
+		net_diag x;                                                                                            \
 	} while (0)
 #define LWIP_PLATFORM_ASSERT(x) net_assert((x), __FILE__, __LINE__)
 
