@@ -75,14 +75,17 @@ class Server:
         self.proc.wait()
 
 
-def guest_server():
+def guest_server(net="user"):
+    """apps/echo in a guest; net "user" is restrict=on, "user-open" not."""
     build_app("echo")
     tcp, udp = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
     accel = os.environ.get("RINGLET_ACCEL", "tcg")
     cmd = [os.path.join(root(), "scripts", "run"), "-q", "--accel", accel,
-           "--net", "user", "--hostfwd", "%d:7" % tcp, "--hostfwd", "udp:%d:7" % udp,
+           "--net", net, "--hostfwd", "%d:7" % tcp, "--hostfwd", "udp:%d:7" % udp,
            "echo", "--", "7"]
-    return Server(cmd, tcp, udp, r"listening on 7\b")
+    srv = Server(cmd, tcp, udp, r"listening on 7\b")
+    srv.kind = "ringlet"
+    return srv
 
 
 def linux_server():
@@ -100,7 +103,9 @@ def linux_server():
             break
         except OSError:
             continue
-    return Server([exe, str(port), "127.0.0.1"], port, port, r"listening on %d\b" % port)
+    srv = Server([exe, str(port), "127.0.0.1"], port, port, r"listening on %d\b" % port)
+    srv.kind = "linux"
+    return srv
 
 
 @pytest.fixture(scope="module", params=["ringlet", "linux"])
@@ -187,7 +192,23 @@ def test_16_clients_at_once(server):
     server.wait_for(r"open \S+ \(%d clients\)" % n, 10)
 
 
-def test_udp_1000_datagrams(server):
+@pytest.fixture
+def udp_server(server):
+    # QEMU's restricted user networking (restrict=on) drops every UDP datagram
+    # the guest sends that is not DHCP or TFTP, echo replies included (seen
+    # with QEMU 7.2 in a packet dump: the reply leaves the guest, never
+    # reaches the host). So the guest's UDP echo runs without restrict; it
+    # still only answers the host's loopback.
+    if server.kind != "ringlet":
+        yield server
+        return
+    srv = guest_server("user-open")
+    yield srv
+    srv.stop()
+
+
+def test_udp_1000_datagrams(udp_server):
+    server = udp_server
     rng = random.Random(1000)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(2)
