@@ -160,7 +160,7 @@ const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
 			}
 			/* ::ffff:a.b.c.d, the IPv4-mapped form. */
 			if (i == 6 && best == 0 && best_len == 5 && a[10] == 0xff && a[11] == 0xff) {
-				ksnprintf(buf + o, sizeof(buf) - o, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+				ksnprintf(buf + o, sizeof(buf) - o, ":%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
 				break;
 			}
 			o += (size_t)ksnprintf(buf + o, sizeof(buf) - o, "%s%x", o && buf[o - 1] != ':' ? ":" : "",

@@ -642,9 +642,8 @@ static ssize_t tcp_send_data(struct sock *s, const char *buf, size_t n, int flag
 	}
 	if (s->err)
 		return take_err(s);
-	if (s->state != SS_CONNECTED)
-		return -ENOTCONN;
-	if (s->wr_shut || !s->tcp)
+	/* Linux says EPIPE, not ENOTCONN, for a socket never connected too. */
+	if (s->state != SS_CONNECTED || s->wr_shut || !s->tcp)
 		return -EPIPE;
 	size_t sent = 0;
 	while (sent < n) {
@@ -775,7 +774,7 @@ int shutdown(int fd, int how)
 		return -1;
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return set_errno(-EINVAL);
-	if (s->type == SOCK_STREAM && s->state != SS_CONNECTED)
+	if (s->type == SOCK_STREAM ? s->state != SS_CONNECTED : !(s->udp->flags & UDP_FLAGS_CONNECTED))
 		return set_errno(-ENOTCONN);
 	if (how != SHUT_WR) {
 		/* Queued data is dropped; the window opens again for it. */
