@@ -65,7 +65,7 @@ APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
 # weak reference to net_start().
-NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c kernel/net/socket.c kernel/net/resolv.c
+NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c kernel/net/socket.c kernel/net/resolv.c kernel/net/inet.c
 # lwIP 2.1.3 (scripts/deps fetches it into build/lwip/): the core, IPv4, IPv6 and Ethernet,
 # compiled with the kernel's flags into an archive, so that only what is used is linked.
 LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
@@ -216,7 +216,7 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # `make test` runs each over its seeds plus FUZZ_RUNS fresh inputs (a fixed
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/).
-FUZZ_TARGETS := cmdline
+FUZZ_TARGETS := cmdline inet
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -224,6 +224,10 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-saniti
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit
 
 $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
+# inet.c against glibc in one program: Ringlet's names renamed.
+$(BUILD)/fuzz/fuzz_inet: FUZZ_CFLAGS += -Dinet_pton=ringlet_inet_pton -Dinet_ntop=ringlet_inet_ntop \
+	-Dinet_aton=ringlet_inet_aton -Dinet_addr=ringlet_inet_addr -Dinet_ntoa=ringlet_inet_ntoa
+$(BUILD)/fuzz/fuzz_inet: tests/fuzz/fuzz_inet.c kernel/net/inet.c
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")

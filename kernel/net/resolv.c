@@ -1,11 +1,9 @@
 /*
- * kernel/net/resolv.c: names and numbers: getaddrinfo() over lwIP's DNS
- * client, and the inet_pton() family.
- * Implements: POSIX.1-2017 XSH getaddrinfo(), freeaddrinfo(), gai_strerror(),
- *             inet_pton(), inet_ntop(), inet_addr(), inet_ntoa();
- *             RFC 4291 §2.2 (IPv6 text form), RFC 5952 §4 (its canonical output).
- * Try it:     getaddrinfo("example.org", "80", ...) in an app booted with --net user
- *             (without restrict=on, so that QEMU's DNS at 10.0.2.3 can reach out)
+ * kernel/net/resolv.c: getaddrinfo() over lwIP's DNS client (the text
+ * forms of addresses are kernel/net/inet.c's).
+ * Implements: POSIX.1-2017 XSH getaddrinfo(), freeaddrinfo(), gai_strerror().
+ * Try it:     getaddrinfo("example.org", "80", ...) in an app booted with --net user-open
+ *             (restrict=on would keep QEMU's DNS at 10.0.2.3 from reaching out)
  *
  * Sockets are IPv4 only (kernel/net/socket.c), so getaddrinfo() answers with
  * AF_INET addresses: numeric ones directly, "localhost" as 127.0.0.1, other
@@ -29,175 +27,6 @@
 /* How long getaddrinfo() waits for lwIP's DNS client, which retries on its
  * own and calls back with "not found" when it gives up. */
 #define DNS_WAIT_NS (20 * NSEC_PER_SEC)
-
-/* ---- text and numbers ----------------------------------------------------------- */
-
-/* Dotted quad, exactly four decimal parts of 0-255 without leading zeros
- * (what glibc's inet_pton accepts). */
-static int pton4(const char *src, uint8_t out[4])
-{
-	int parts = 0;
-	while (parts < 4) {
-		if (*src < '0' || *src > '9')
-			return 0;
-		unsigned v = 0;
-		const char *start = src;
-		while (*src >= '0' && *src <= '9') {
-			v = v * 10 + (unsigned)(*src++ - '0');
-			if (v > 255 || (src - start > 1 && *start == '0'))
-				return 0;
-		}
-		out[parts++] = (uint8_t)v;
-		if (parts < 4 && *src++ != '.')
-			return 0;
-	}
-	return *src == '\0';
-}
-
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9'   ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-	                              : -1;
-}
-
-/* RFC 4291 §2.2: eight groups of hex, one "::" for a run of zeros, an
- * IPv4 dotted quad in the last 32 bits. */
-static int pton6(const char *src, uint8_t out[16])
-{
-	uint8_t a[16] = {0};
-	int n = 0, gap = -1;
-	if (src[0] == ':' && src[1] != ':')
-		return 0;
-	if (src[0] == ':')
-		src++;
-	while (*src) {
-		if (*src == ':') {
-			if (gap >= 0)
-				return 0; /* a second "::" */
-			gap = n;
-			src++;
-			continue;
-		}
-		/* An IPv4 tail? */
-		const char *end = src;
-		while (hexval(*end) >= 0)
-			end++;
-		if (*end == '.') {
-			if (n > 12 || !pton4(src, a + n))
-				return 0;
-			n += 4;
-			break;
-		}
-		if (end == src || end - src > 4 || n > 14)
-			return 0;
-		unsigned v = 0;
-		for (; src < end; src++)
-			v = v * 16 + (unsigned)hexval(*src);
-		a[n++] = (uint8_t)(v >> 8);
-		a[n++] = (uint8_t)v;
-		if (*src == ':') {
-			src++;
-			if (*src == '\0')
-				return 0; /* a trailing single ':' */
-			if (*src == ':' && gap < 0) {
-				gap = n;
-				src++;
-			} else if (*src == ':') {
-				return 0;
-			}
-		} else if (*src) {
-			return 0;
-		}
-	}
-	if (gap < 0 && n != 16)
-		return 0;
-	if (gap >= 0) {
-		if (n == 16)
-			return 0; /* "::" must stand for at least one group */
-		memmove(a + 16 - (n - gap), a + gap, (size_t)(n - gap));
-		memset(a + gap, 0, (size_t)(16 - n));
-	}
-	memcpy(out, a, 16);
-	return 1;
-}
-
-int inet_pton(int af, const char *src, void *dst)
-{
-	if (af == AF_INET)
-		return pton4(src, dst);
-	if (af == AF_INET6)
-		return pton6(src, dst);
-	errno = EAFNOSUPPORT;
-	return -1;
-}
-
-const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
-{
-	char buf[INET6_ADDRSTRLEN];
-	const uint8_t *a = src;
-	if (af == AF_INET) {
-		ksnprintf(buf, sizeof(buf), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
-	} else if (af == AF_INET6) {
-		/* RFC 5952 §4.2: the longest run of two or more zero groups
-		 * (the first of equals) becomes "::"; lower-case hex. */
-		int best = -1, best_len = 1;
-		for (int i = 0; i < 8;) {
-			int j = i;
-			while (j < 8 && !a[2 * j] && !a[2 * j + 1])
-				j++;
-			if (j - i > best_len)
-				best = i, best_len = j - i;
-			i = j > i ? j : i + 1;
-		}
-		size_t o = 0;
-		for (int i = 0; i < 8; i++) {
-			if (i == best) {
-				o += (size_t)ksnprintf(buf + o, sizeof(buf) - o, "::");
-				i += best_len - 1;
-				continue;
-			}
-			/* ::ffff:a.b.c.d, the IPv4-mapped form. */
-			if (i == 6 && best == 0 && best_len == 5 && a[10] == 0xff && a[11] == 0xff) {
-				ksnprintf(buf + o, sizeof(buf) - o, ":%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
-				break;
-			}
-			o += (size_t)ksnprintf(buf + o, sizeof(buf) - o, "%s%x", o && buf[o - 1] != ':' ? ":" : "",
-			                       (unsigned)(a[2 * i] << 8 | a[2 * i + 1]));
-		}
-	} else {
-		errno = EAFNOSUPPORT;
-		return NULL;
-	}
-	if (strlen(buf) + 1 > size) {
-		errno = ENOSPC;
-		return NULL;
-	}
-	strcpy(dst, buf);
-	return dst;
-}
-
-int inet_aton(const char *cp, struct in_addr *inp)
-{
-	uint8_t a[4];
-	if (!pton4(cp, a))
-		return 0;
-	memcpy(&inp->s_addr, a, 4);
-	return 1;
-}
-
-in_addr_t inet_addr(const char *cp)
-{
-	struct in_addr in;
-	return inet_aton(cp, &in) ? in.s_addr : INADDR_NONE;
-}
-
-char *inet_ntoa(struct in_addr in)
-{
-	static char buf[INET_ADDRSTRLEN];
-	return (char *)inet_ntop(AF_INET, &in, buf, sizeof(buf));
-}
 
 /* ---- getaddrinfo ---------------------------------------------------------------- */
 
@@ -240,7 +69,7 @@ static bool dns_done(void *arg) { return ((struct dns_query *)arg)->done; }
 static int resolve(const char *node, uint32_t *addr)
 {
 	uint8_t a[4];
-	if (pton4(node, a)) {
+	if (inet_pton(AF_INET, node, a) == 1) {
 		memcpy(addr, a, 4);
 		return 0;
 	}
@@ -351,7 +180,7 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
 		addr = htonl(flags & AI_PASSIVE ? INADDR_ANY : INADDR_LOOPBACK);
 	} else if (flags & AI_NUMERICHOST) {
 		uint8_t a[4];
-		if (!pton4(node, a))
+		if (inet_pton(AF_INET, node, a) != 1)
 			return EAI_NONAME;
 		memcpy(&addr, a, 4);
 	} else if ((err = resolve(node, &addr)) != 0) {
