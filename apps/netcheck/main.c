@@ -272,6 +272,28 @@ static void api_peer(int port)
 	report("shutdown SHUT_WR", shutdown(fd, SHUT_WR));
 	report("send after SHUT_WR", send(fd, "x", 1, MSG_NOSIGNAL));
 	close(fd);
+
+	/* The port of a connection we closed first, now in TIME_WAIT: taken
+	 * without SO_REUSEADDR, free with it (on both sockets). */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&peer, sizeof(peer)) < 0 || send(fd, "S", 1, 0) != 1) {
+		printf("connect to peer: %s\n", errno_name(errno));
+		exit(1);
+	}
+	struct sockaddr_in local;
+	len = sizeof(local);
+	getsockname(fd, (struct sockaddr *)&local, &len);
+	shutdown(fd, SHUT_WR);
+	printf("recv after both closed: %zd\n", recv(fd, buf, sizeof(buf), 0));
+	close(fd);
+	local.sin_addr.s_addr = htonl(INADDR_ANY);
+	int b = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+	report("bind a TIME_WAIT port", bind(b, (struct sockaddr *)&local, sizeof(local)));
+	setsockopt(c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	report("bind it with SO_REUSEADDR", bind(c, (struct sockaddr *)&local, sizeof(local)));
+	close(b);
+	close(c);
 }
 
 static void api_names(void)

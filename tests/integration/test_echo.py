@@ -233,6 +233,8 @@ def test_udp_1000_datagrams(udp_server):
                     break
                 except socket.timeout:
                     continue
+            else:
+                pytest.fail("datagram %d (%d bytes) never came back" % (i, size))
     finally:
         s.close()
     assert echoed == len(sizes)
