@@ -49,6 +49,8 @@ static bool (*const need_net)(void) __attribute__((used)) = net_present;
 /* Datagrams a UDP socket keeps before it drops new ones (Linux drops at its
  * receive buffer's size, too). */
 #define UDP_QUEUE_MAX 256
+/* How long a send waits for memory other connections hold. */
+#define MEM_RETRY_NS (10 * 1000000ull)
 
 enum sock_state {
 	SS_NEW,        /* created or bound; a failed connect() comes back here */
@@ -80,6 +82,7 @@ struct sock {
 	bool nodelay; /* TCP_NODELAY, kept for sockets accept() makes */
 	struct rxq *rx_head, *rx_tail;
 	size_t rx_bytes;   /* tcp: bytes queued; udp: datagrams queued */
+	uint16_t queued;   /* tcp: segments queued when tcp_write() ran out */
 	uint64_t rcvtimeo; /* SO_RCVTIMEO in ns, 0: none */
 	uint64_t sndtimeo;
 	/* A listening socket: connections lwIP established, oldest first. */
@@ -349,6 +352,19 @@ static bool cond_send_room(void *arg)
 {
 	struct sock *s = arg;
 	return s->err || !s->tcp || s->state != SS_CONNECTED || tcp_writable(s);
+}
+
+/* After ERR_MEM: some of what was queued got acknowledged and freed. */
+static bool cond_acked(void *arg)
+{
+	struct sock *s = arg;
+	return s->err || !s->tcp || tcp_sndqueuelen(s->tcp) < s->queued;
+}
+
+static bool cond_gone(void *arg)
+{
+	struct sock *s = arg;
+	return s->err || !s->tcp;
 }
 
 static bool cond_not_connecting(void *arg) { return ((struct sock *)arg)->state != SS_CONNECTING; }
@@ -663,9 +679,18 @@ static ssize_t tcp_send_data(struct sock *s, const char *buf, size_t n, int flag
 		err_t e =
 		    tcp_write(s->tcp, buf + sent, (u16_t)chunk, TCP_WRITE_FLAG_COPY | (more ? TCP_WRITE_FLAG_MORE : 0));
 		if (e == ERR_MEM) {
-			/* Out of segments: wait for acknowledgements to free some. */
+			/* Out of segments or memory, though the window had room:
+			 * wait for acknowledgements of ours to free some, or, with
+			 * nothing of ours in flight, a moment for others' to. */
 			tcp_output(s->tcp);
-			int err = sock_wait(s, cond_send_room, s->sndtimeo, flags & MSG_DONTWAIT);
+			s->queued = tcp_sndqueuelen(s->tcp);
+			int err = 0;
+			if ((flags & MSG_DONTWAIT) || s->nonblock)
+				err = -EAGAIN;
+			else if (s->queued)
+				err = sock_wait(s, cond_acked, s->sndtimeo, false);
+			else
+				wait_until(cond_gone, s, time_ns() + MEM_RETRY_NS);
 			if (err < 0 || !s->tcp)
 				return sent ? (ssize_t)sent : err < 0 ? err : s->err ? take_err(s) : -EPIPE;
 			continue;
@@ -1083,7 +1108,8 @@ static short sock_poll(void *ctx)
 	}
 	if (cond_readable(s))
 		mask |= POLLIN;
-	if (!s->tcp || s->wr_shut ? !s->tcp : tcp_writable(s))
+	/* Gone: a write fails at once, which is "will not block" too. */
+	if (!s->tcp || (!s->wr_shut && tcp_writable(s)))
 		mask |= POLLOUT;
 	if (s->err)
 		mask |= POLLERR;

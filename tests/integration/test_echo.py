@@ -244,6 +244,7 @@ def test_vanishing_client_does_not_wedge(server):
     # One client connects, sends half a message and resets (SO_LINGER 0),
     # another connects and says nothing at all: neither may block the rest.
     gone = connect(server)
+    gone_port = gone.getsockname()[1]
     gone.sendall(b"x" * 1000)
     gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     gone.close()
@@ -251,8 +252,10 @@ def test_vanishing_client_does_not_wedge(server):
     try:
         data = random.Random(7).randbytes(100_000)
         assert echo_stream(server, data) == data
-        # The reset connection was noticed and closed by the server.
-        server.wait_for(r"^close \S+:\d+: \d+ bytes, ", 30)
+        # The server noticed the connection gone and closed its end. (QEMU's
+        # user networking may pass the reset on to the guest as a FIN: the
+        # reason is not checked, the close is.)
+        server.wait_for(r"^close \S+:%d: \d+ bytes" % gone_port, 30)
     finally:
         silent.close()
 
