@@ -29,8 +29,8 @@ struct ringlet_netif {
 int ringlet_net_count(void);
 /* Interface i: 0, or -1 when there is none. */
 int ringlet_net_info(int i, struct ringlet_netif *out);
-/* Waits up to timeout_ns for an IPv4 address on some interface: 0, or -1 (timed out, or no
- * interface at all). */
+/* Waits up to timeout_ns until every interface has an IPv4 address: 0, or -1 (timed out,
+ * or no interface at all). */
 int ringlet_net_wait(uint64_t timeout_ns);
 /* Keeps the network running (answers ARP and ping, runs the timers) for ns nanoseconds. */
 void ringlet_net_run(uint64_t ns);

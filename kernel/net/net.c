@@ -3,8 +3,8 @@
  * Implements: lwIP 2.1.3 with NO_SYS (doc/NO_SYS_SampleCode.c's shape: netif_add, then
  *             input from the driver and sys_check_timeouts() from one loop), RFC 2131 DHCP
  *             through lwIP's client, RFC 4862 SLAAC through lwIP's.
- * Try it:     scripts/run --net user hello           (DHCP: eth0 10.0.2.15/24)
- *             scripts/run --net user --append 'ip=10.0.2.20/24 gw=10.0.2.2 dns=10.0.2.3' hello
+ * Try it:     scripts/run --net user netinfo         (DHCP: eth0 10.0.2.15/24)
+ *             scripts/run --net user --append 'ip=10.0.2.20/24 gw=10.0.2.2 dns=10.0.2.3' netinfo
  *
  * One wait source covers the network: its poll runs every NIC (frames in, transmit buffers
  * reclaimed, the receive ring refilled) and then lwIP's timers; its deadline is lwIP's next
@@ -12,8 +12,9 @@
  * until the next timer tick (at most 10 ms) instead of until a received frame's interrupt;
  * when virtq_enable_notify() lands, arm enables the receive queues' notifications.
  *
- * eth0 takes the static configuration from the kernel options ip= gw= dns=, or asks DHCP;
- * every other NIC asks DHCP. Every NIC also gets an IPv6 link-local address and SLAAC.
+ * Each NIC takes a static address from the kernel option ip= (a comma list: eth0's, eth1's,
+ * ...; "dhcp" or nothing: ask DHCP), and eth0 the gateway gw= and name server dns=. Every NIC also gets an IPv6
+ * link-local address and SLAAC.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -118,7 +119,8 @@ static void ext_status(struct netif *nif, netif_nsc_reason_t reason, const netif
 {
 	(void)args;
 	(void)nif;
-	if (reason & (LWIP_NSC_IPV4_SETTINGS_CHANGED | LWIP_NSC_IPV4_ADDRESS_CHANGED | LWIP_NSC_IPV6_ADDR_STATE_CHANGED))
+	if (reason &
+	    (LWIP_NSC_IPV4_SETTINGS_CHANGED | LWIP_NSC_IPV4_ADDRESS_CHANGED | LWIP_NSC_IPV6_ADDR_STATE_CHANGED))
 		addresses_changed = true;
 }
 
@@ -152,21 +154,40 @@ static bool parse_cidr(const char *s, ip4_addr_t *addr, ip4_addr_t *mask)
 	return true;
 }
 
-/* The static configuration for eth0; false (and a log line) when there is none or it is bad. */
-static bool static_config(struct nic *nic)
+/*
+ * The static configuration of NIC `index`: the index-th word of ip=ADDR/PREFIX[,ADDR/PREFIX...]
+ * ("dhcp" for one that asks DHCP); gw= and dns= go with eth0. False (with a log line for a
+ * malformed one) when the NIC is to ask DHCP.
+ */
+static bool static_config(struct nic *nic, int index)
 {
 	ip4_addr_t addr, mask, gw = {0}, dns;
-	if (!kopt.net_ip)
+	char word[24];
+	const char *s = kopt.net_ip;
+	for (int i = 0; s && i < index; i++) {
+		s = strchr(s, ',');
+		s = s ? s + 1 : NULL;
+	}
+	if (!s || !*s)
 		return false;
-	if (!parse_cidr(kopt.net_ip, &addr, &mask)) {
-		klog("%s: ip=%s is not ADDR/PREFIX: asking DHCP instead", nic->info.name, kopt.net_ip);
+	size_t n = strcspn(s, ",");
+	if (n >= sizeof(word)) {
+		klog("%s: ip= word too long: asking DHCP instead", nic->info.name);
 		return false;
 	}
-	if (kopt.net_gw && !ip4addr_aton(kopt.net_gw, &gw)) {
+	memcpy(word, s, n);
+	word[n] = '\0';
+	if (strcmp(word, "dhcp") == 0)
+		return false;
+	if (!parse_cidr(word, &addr, &mask)) {
+		klog("%s: ip=%s is not ADDR/PREFIX: asking DHCP instead", nic->info.name, word);
+		return false;
+	}
+	if (index == 0 && kopt.net_gw && !ip4addr_aton(kopt.net_gw, &gw)) {
 		klog("%s: gw=%s is not an address: no gateway", nic->info.name, kopt.net_gw);
 		ip4_addr_set_zero(&gw);
 	}
-	if (kopt.net_dns) {
+	if (index == 0 && kopt.net_dns) {
 		if (ip4addr_aton(kopt.net_dns, &dns)) {
 			ip_addr_t d;
 			ip_addr_copy_from_ip4(d, dns);
@@ -197,8 +218,8 @@ void net_init(void)
 		}
 		nnics++;
 		char mac[18];
-		klog("%s: %s %s, mtu %u, %s%s", nic->info.name, nic->info.transport, nic->info.where,
-		     nic->info.mtu, mac_text(nic->info.mac, mac), nic->info.mac_from_device ? "" : " (made up)");
+		klog("%s: %s %s, mtu %u, %s%s", nic->info.name, nic->info.transport, nic->info.where, nic->info.mtu,
+		     mac_text(nic->info.mac, mac), nic->info.mac_from_device ? "" : " (made up)");
 		klog("%s: features: %s", nic->info.name, nic->features[0] ? nic->features : "none");
 		if (i == 0)
 			netif_set_default(&nic->netif);
@@ -206,7 +227,7 @@ void net_init(void)
 		if (nic->link_up)
 			netif_set_link_up(&nic->netif);
 		netif_set_up(&nic->netif);
-		nic->dhcp = !(i == 0 && static_config(nic));
+		nic->dhcp = !static_config(nic, i);
 		if (nic->dhcp)
 			dhcp_start(&nic->netif);
 		netif_create_ip6_linklocal_address(&nic->netif, 1);
@@ -222,16 +243,20 @@ void net_start(unsigned wait_s)
 	net_init();
 	/* A LAN without a DHCP server must not hold the boot up for long: a few seconds. */
 	if (nnics && wait_s && net_wait_configured(time_ns() + wait_s * NSEC_PER_SEC) != 0)
-		klog("net: no IPv4 address after %u s; starting the application anyway", wait_s);
+		for (int i = 0; i < nnics; i++)
+			if (ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
+				klog("%s: no IPv4 address after %u s; starting the application anyway",
+				     nics[i].info.name, wait_s);
 }
 
+/* Every NIC has its IPv4 address (static, or from DHCP). */
 static bool configured(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < nnics; i++)
-		if (!ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
-			return true;
-	return false;
+		if (ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
+			return false;
+	return true;
 }
 
 int net_wait_configured(uint64_t deadline_ns)

@@ -2,7 +2,7 @@
  * kernel/net/netif.c: the glue between lwIP and the virtio-net driver, one struct nic per NIC.
  * Implements: lwIP 2.1.3's netif driver interface (src/include/lwip/netif.h: init, input,
  *             linkoutput) over drivers/virtio_net.h.
- * Try it:     scripts/run --net user hello (the boot log shows eth0 and its DHCP address)
+ * Try it:     scripts/run --net user netinfo (the boot log shows eth0 and its DHCP address)
  *
  * The driver never calls lwIP; it calls the four functions registered here.
  *
@@ -49,7 +49,10 @@ struct rx_buf {
 static struct rx_buf *spare;
 static unsigned nspare;
 
-static struct rx_buf *rx_buf_of(void *data) { return (struct rx_buf *)((uint8_t *)data - offsetof(struct rx_buf, data)); }
+static struct rx_buf *rx_buf_of(void *data)
+{
+	return (struct rx_buf *)((uint8_t *)data - offsetof(struct rx_buf, data));
+}
 
 static void rx_buf_release(struct rx_buf *rb)
 {
@@ -142,7 +145,8 @@ static bool tx_csum(struct pbuf *p, struct virtio_net_csum *c)
 	if (type == ETHTYPE_IP) {
 		const uint8_t *ip = f + 14;
 		uint32_t ihl = (ip[0] & 15u) * 4;
-		if (p->len < 14 + 20 || (ip[0] >> 4) != 4 || ihl < 20 || 14 + ihl + 20 > p->len || ip[9] != IP_PROTO_TCP)
+		if (p->len < 14 + 20 || (ip[0] >> 4) != 4 || ihl < 20 || 14 + ihl + 20 > p->len ||
+		    ip[9] != IP_PROTO_TCP)
 			return false;
 		if ((ip[6] & 0x3f) || ip[7]) /* a fragment: the sum would span datagrams */
 			return false;
@@ -234,7 +238,8 @@ static err_t nic_netif_init(struct netif *netif)
 	memcpy(netif->hwaddr, nic->info.mac, ETH_HWADDR_LEN);
 	netif->mtu = nic->info.mtu;
 	netif->mtu6 = nic->info.mtu;
-	netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
+	netif->flags =
+	    NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
 	netif->output = etharp_output;
 	netif->output_ip6 = ethip6_output;
 	netif->linkoutput = linkoutput;
