@@ -1,0 +1,245 @@
+"""virtio-net and lwIP, frame by frame: a test peer on a `-netdev dgram` unix socket speaks raw
+Ethernet (built and parsed with scapy) and checks every field of the guest's ARP and ICMP
+answers: MACs, IP addresses, ids, sequence numbers, payload, checksums.
+
+The guest runs apps/netinfo with a static address and keeps the network going for a while;
+QEMU binds PATH.guest and sends the guest's frames to PATH, where the peer listens.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from ringlet import build_app, root
+
+scapy_all = pytest.importorskip("scapy.all", reason="python3-scapy (scripts/deps test)")
+from scapy.all import ARP, ICMP, IP, Ether, Raw  # noqa: E402
+
+PEER_MAC = "02:00:00:00:00:01"
+GUEST_MACS = ["52:54:00:12:34:56", "52:54:00:12:34:57"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    build_app("netinfo")
+
+
+class Guest:
+    """netinfo in QEMU, in the background, with its console collected."""
+
+    def __init__(self, extra, serve_seconds=60, machine="q35"):
+        accel = os.environ.get("RINGLET_ACCEL", "tcg")
+        cmd = [os.path.join(root(), "scripts", "run"), "-q", "--accel", accel, "-M", machine,
+               "--timeout", str(serve_seconds + 30)] + extra + ["netinfo", "--", str(serve_seconds)]
+        self.proc = subprocess.Popen(cmd, cwd=root(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.output = ""
+        self.serving = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode(errors="replace")
+            self.output += line
+            if line.startswith("serving for"):
+                self.serving.set()
+
+    def wait_serving(self, timeout=60):
+        if not self.serving.wait(timeout):
+            raise AssertionError("guest did not start serving\n--- console:\n" + self.output)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.reader.join(5)
+
+
+class Peer:
+    """The other end of a dgram netdev: raw Ethernet frames as datagrams."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.5)
+
+    def send(self, frame):
+        self.sock.sendto(bytes(frame), self.path + ".guest")
+
+    def recv_until(self, match, timeout=20, answer_arp=None):
+        """The first frame for which match(Ether) is true. answer_arp=(ip, mac): also answer
+        the guest's ARP requests for ip, as a real neighbour would."""
+        end = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < end:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            frame = Ether(data)
+            seen.append(frame.summary())
+            if answer_arp and ARP in frame and frame[ARP].op == 1 and frame[ARP].pdst == answer_arp[0]:
+                self.send(Ether(dst=frame.src, src=answer_arp[1]) /
+                          ARP(op=2, hwsrc=answer_arp[1], psrc=answer_arp[0],
+                              hwdst=frame[ARP].hwsrc, pdst=frame[ARP].psrc))
+            if match(frame):
+                return frame, data
+        raise AssertionError("no matching frame in %g s; saw: %s" % (timeout, seen))
+
+    def close(self):
+        self.sock.close()
+        for p in (self.path, self.path + ".guest"):
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+@pytest.fixture
+def sockdir():
+    # Unix socket paths are limited to 108 bytes: a short directory in /tmp.
+    d = tempfile.mkdtemp(prefix="rl-net-", dir="/tmp")
+    yield d
+    for f in os.listdir(d):
+        os.unlink(os.path.join(d, f))
+    os.rmdir(d)
+
+
+def arp_exchange(peer, guest_ip, guest_mac, peer_ip):
+    peer.send(Ether(dst="ff:ff:ff:ff:ff:ff", src=PEER_MAC) /
+              ARP(op=1, hwsrc=PEER_MAC, psrc=peer_ip, hwdst="00:00:00:00:00:00", pdst=guest_ip))
+    frame, _ = peer.recv_until(lambda f: ARP in f and f[ARP].op == 2 and f[ARP].psrc == guest_ip)
+    assert frame.dst == PEER_MAC and frame.src == guest_mac
+    assert frame.type == 0x0806
+    a = frame[ARP]
+    assert (a.hwtype, a.ptype, a.hwlen, a.plen) == (1, 0x0800, 6, 4)
+    assert a.hwsrc == guest_mac and a.psrc == guest_ip
+    assert a.hwdst == PEER_MAC and a.pdst == peer_ip
+
+
+def checksums_right(pkt):
+    """Whether the IP and ICMP checksums the guest sent are what they must be."""
+    ip = pkt[IP]
+    fresh = IP(bytes(ip))
+    del fresh.chksum
+    del fresh[ICMP].chksum
+    rebuilt = IP(bytes(fresh))
+    return ip.chksum == rebuilt.chksum and ip[ICMP].chksum == rebuilt[ICMP].chksum
+
+
+def ping(peer, guest_ip, guest_mac, peer_ip, ident, seq, payload, corrupt=False):
+    req = (Ether(dst=guest_mac, src=PEER_MAC) /
+           IP(src=peer_ip, dst=guest_ip, id=0x4242, ttl=64) /
+           ICMP(type=8, id=ident, seq=seq) / Raw(payload))
+    data = bytearray(bytes(req))
+    if corrupt:
+        data[14 + 20 + 2] ^= 0xff  # the ICMP checksum's first byte
+    peer.send(bytes(data))
+
+    def is_reply(f):
+        return IP in f and ICMP in f and f[ICMP].type == 0 and f[ICMP].id == ident and f[ICMP].seq == seq
+
+    return peer.recv_until(is_reply, timeout=3 if corrupt else 20, answer_arp=(peer_ip, PEER_MAC))
+
+
+def check_reply(frame, guest_ip, guest_mac, peer_ip, ident, seq, payload):
+    assert frame.dst == PEER_MAC and frame.src == guest_mac and frame.type == 0x0800
+    ip = frame[IP]
+    assert ip.src == guest_ip and ip.dst == peer_ip
+    assert ip.proto == 1 and ip.version == 4 and ip.ihl == 5
+    assert ip.len == 20 + 8 + len(payload)
+    icmp = frame[ICMP]
+    assert (icmp.type, icmp.code, icmp.id, icmp.seq) == (0, 0, ident, seq)
+    assert bytes(icmp.payload) == payload
+    assert checksums_right(frame)
+
+
+# (machine, --virtio): the frames test over every transport the driver has.
+TRANSPORTS = [("q35", "modern"), ("q35", "legacy"), ("microvm", "mmio")]
+
+
+@pytest.mark.parametrize("machine,virtio", TRANSPORTS, ids=["%s-%s" % t for t in TRANSPORTS])
+def test_arp_and_icmp_echo(sockdir, machine, virtio):
+    path = os.path.join(sockdir, "n0")
+    peer = Peer(path)
+    guest = Guest(["--virtio", virtio, "--net", "dgram:" + path, "--append", "ip=10.0.3.15/24"],
+                  machine=machine)
+    try:
+        guest.wait_serving()
+        mac = GUEST_MACS[0]
+        arp_exchange(peer, "10.0.3.15", mac, "10.0.3.2")
+        for seq, size in enumerate([0, 56, 1000, 1472]):
+            payload = bytes((i * 7 + seq) & 0xff for i in range(size))
+            frame, _ = ping(peer, "10.0.3.15", mac, "10.0.3.2", 0x1234 + seq, seq + 1, payload)
+            check_reply(frame, "10.0.3.15", mac, "10.0.3.2", 0x1234 + seq, seq + 1, payload)
+        # A request with a wrong checksum gets no answer (lwIP checks, the driver passes it on).
+        with pytest.raises(AssertionError, match="no matching frame"):
+            ping(peer, "10.0.3.15", mac, "10.0.3.2", 0x7777, 99, b"bad" * 10, corrupt=True)
+        # And the guest still answers afterwards.
+        frame, _ = ping(peer, "10.0.3.15", mac, "10.0.3.2", 0x7778, 100, b"after")
+        check_reply(frame, "10.0.3.15", mac, "10.0.3.2", 0x7778, 100, b"after")
+    finally:
+        guest.stop()
+        peer.close()
+
+
+def test_mtu_is_honoured(sockdir):
+    """With VIRTIO_NET_F_MTU 1400 the guest's reply to a 1500-byte ping comes in fragments
+    no larger than 1400 bytes, which reassemble to the payload."""
+    path = os.path.join(sockdir, "n0")
+    peer = Peer(path)
+    guest = Guest(["--net", "dgram:%s,mtu=1400" % path, "--append", "ip=10.0.3.15/24"])
+    try:
+        guest.wait_serving()
+        assert re.search(r"netif eth0 .* mtu=1400 ", guest.output), guest.output
+        mac = GUEST_MACS[0]
+        arp_exchange(peer, "10.0.3.15", mac, "10.0.3.2")
+        payload = bytes(range(256)) * 5 + bytes(192)  # 1472: a 1500-byte IP packet
+        peer.send(Ether(dst=mac, src=PEER_MAC) / IP(src="10.0.3.2", dst="10.0.3.15", id=99) /
+                  ICMP(type=8, id=0x55, seq=1) / Raw(payload))
+        frags = []
+
+        def last_fragment(f):
+            if IP in f and f[IP].proto == 1 and f[IP].src == "10.0.3.15":
+                frags.append(f)
+                return f[IP].flags.MF == 0
+            return False
+
+        peer.recv_until(last_fragment, answer_arp=("10.0.3.2", PEER_MAC))
+        assert len(frags) >= 2, [f.summary() for f in frags]
+        assert all(f[IP].len <= 1400 for f in frags)
+        assert len({f[IP].id for f in frags}) == 1
+        data = b"".join(bytes(f[IP].payload) for f in sorted(frags, key=lambda f: f[IP].frag))
+        icmp = ICMP(data)
+        assert (icmp.type, icmp.id, icmp.seq) == (0, 0x55, 1)
+        assert bytes(icmp.payload) == payload
+    finally:
+        guest.stop()
+        peer.close()
+
+
+def test_two_nics_on_two_netdevs(sockdir):
+    """eth0 on QEMU user networking (DHCP), eth1 on a dgram socket (static): both work at once,
+    each with its own MAC."""
+    path = os.path.join(sockdir, "n1")
+    peer = Peer(path)
+    guest = Guest(["--net", "user", "--net", "dgram:" + path, "--append", "ip=dhcp,10.0.4.15/24"])
+    try:
+        guest.wait_serving()
+        assert re.search(r"netif eth0 mac=%s ipv4=10\.0\.2\.15/24 " % GUEST_MACS[0], guest.output), guest.output
+        assert re.search(r"netif eth1 mac=%s ipv4=10\.0\.4\.15/24 " % GUEST_MACS[1], guest.output), guest.output
+        arp_exchange(peer, "10.0.4.15", GUEST_MACS[1], "10.0.4.2")
+        payload = b"second nic " * 20
+        frame, _ = ping(peer, "10.0.4.15", GUEST_MACS[1], "10.0.4.2", 0x4321, 5, payload)
+        check_reply(frame, "10.0.4.15", GUEST_MACS[1], "10.0.4.2", 0x4321, 5, payload)
+    finally:
+        guest.stop()
+        peer.close()
