@@ -65,7 +65,7 @@ APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
 # weak reference to net_start().
-NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c
+NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/offload.c kernel/net/sys_arch.c
 # lwIP 2.1.3 (scripts/deps fetches it into build/lwip/): the core, IPv4, IPv6 and Ethernet,
 # compiled with the kernel's flags into an archive, so that only what is used is linked.
 LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
@@ -194,13 +194,14 @@ debug: $(ELF)
 	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
 
 # ---- tests ----------------------------------------------------------------------
-UNIT_TESTS := test_virtq test_cmdline test_sha256 test_virtio_net
+UNIT_TESTS := test_virtq test_cmdline test_sha256 test_virtio_net test_net_offload
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		drivers/virtio/virtio.h tests/unit/check.h
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
+$(BUILD)/tests/test_net_offload: tests/unit/test_net_offload.c kernel/net/offload.c kernel/net/offload.h tests/unit/check.h
 $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/blktool/sha256.h tests/unit/check.h
 # The driver is #included by its test (a fresh start per test case), so not compiled again here.
 $(BUILD)/tests/test_virtio_net: tests/unit/test_virtio_net.c drivers/virtio_net.c drivers/virtio_net.h \

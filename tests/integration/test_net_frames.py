@@ -20,7 +20,7 @@ import pytest
 from ringlet import build_app, root
 
 scapy_all = pytest.importorskip("scapy.all", reason="python3-scapy (scripts/deps test)")
-from scapy.all import ARP, ICMP, IP, Ether, Raw  # noqa: E402
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw  # noqa: E402
 
 PEER_MAC = "02:00:00:00:00:01"
 GUEST_MACS = ["52:54:00:12:34:56", "52:54:00:12:34:57"]
@@ -240,6 +240,52 @@ def test_two_nics_on_two_netdevs(sockdir):
         payload = b"second nic " * 20
         frame, _ = ping(peer, "10.0.4.15", GUEST_MACS[1], "10.0.4.2", 0x4321, 5, payload)
         check_reply(frame, "10.0.4.15", GUEST_MACS[1], "10.0.4.2", 0x4321, 5, payload)
+    finally:
+        guest.stop()
+        peer.close()
+
+
+def l4_checksum_right(frame, layer):
+    """Whether the guest's TCP or UDP checksum is what RFC 793/768 says (scapy recomputes)."""
+    ip = IP(bytes(frame[IP]))
+    sent = ip[layer].chksum
+    del ip[layer].chksum
+    return IP(bytes(ip))[layer].chksum == sent
+
+
+def test_tcp_and_udp_to_closed_ports(sockdir):
+    """lwIP's TCP and UDP through the driver: a SYN to a closed port gets a RST/ACK that
+    acknowledges it, a datagram to one gets ICMP port unreachable quoting it, both with
+    right checksums."""
+    path = os.path.join(sockdir, "n0")
+    peer = Peer(path)
+    guest = Guest(["--net", "dgram:" + path, "--append", "ip=10.0.3.15/24"])
+    mac = GUEST_MACS[0]
+    try:
+        guest.wait_serving()
+        arp_exchange(peer, "10.0.3.15", mac, "10.0.3.2")
+        peer.send(Ether(dst=mac, src=PEER_MAC) / IP(src="10.0.3.2", dst="10.0.3.15") /
+                  TCP(sport=40000, dport=9, seq=1000000, flags="S", window=8192))
+        frame, _ = peer.recv_until(lambda f: TCP in f and f[TCP].dport == 40000,
+                                   answer_arp=("10.0.3.2", PEER_MAC))
+        t = frame[TCP]
+        assert frame.src == mac and frame.dst == PEER_MAC
+        assert frame[IP].src == "10.0.3.15" and frame[IP].dst == "10.0.3.2"
+        assert t.sport == 9 and t.flags == "RA"
+        assert t.ack == 1000001 and t.seq == 0
+        assert l4_checksum_right(frame, TCP)
+
+        payload = b"to nobody" * 3
+        peer.send(Ether(dst=mac, src=PEER_MAC) / IP(src="10.0.3.2", dst="10.0.3.15", id=777) /
+                  UDP(sport=5555, dport=9999) / Raw(payload))
+        frame, _ = peer.recv_until(lambda f: ICMP in f and f[ICMP].type == 3,
+                                   answer_arp=("10.0.3.2", PEER_MAC))
+        icmp = frame[ICMP]
+        assert icmp.code == 3  # port unreachable
+        quoted = IP(bytes(icmp.payload))
+        assert quoted.id == 777 and quoted.src == "10.0.3.2" and quoted.dst == "10.0.3.15"
+        assert bytes(quoted.payload)[:4] == bytes([0x15, 0xb3, 0x27, 0x0f])  # ports 5555, 9999
+        assert checksums_right(frame)
     finally:
         guest.stop()
         peer.close()

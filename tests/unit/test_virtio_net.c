@@ -158,16 +158,31 @@ static int t_config_generation(struct virtio_dev *vd)
 }
 
 static const struct virtio_transport modern_t = {
-	.name = "fake", .modern = true, .get_status = t_get_status, .set_status = t_set_status,
-	.get_features = t_get_features, .set_features = t_set_features, .queue_max = t_queue_max,
-	.queue_notify = t_queue_notify, .queue_enable = t_queue_enable, .config_copy = t_config_copy,
-	.config_generation = t_config_generation,
+    .name = "fake",
+    .modern = true,
+    .get_status = t_get_status,
+    .set_status = t_set_status,
+    .get_features = t_get_features,
+    .set_features = t_set_features,
+    .queue_max = t_queue_max,
+    .queue_notify = t_queue_notify,
+    .queue_enable = t_queue_enable,
+    .config_copy = t_config_copy,
+    .config_generation = t_config_generation,
 };
 static const struct virtio_transport legacy_t = {
-	.name = "fake-legacy", .modern = false, .fixed_queues = true, .get_status = t_get_status,
-	.set_status = t_set_status, .get_features = t_get_features, .set_features = t_set_features,
-	.queue_max = t_queue_max, .queue_notify = t_queue_notify, .queue_enable = t_queue_enable,
-	.config_copy = t_config_copy, .config_generation = t_config_generation,
+    .name = "fake-legacy",
+    .modern = false,
+    .fixed_queues = true,
+    .get_status = t_get_status,
+    .set_status = t_set_status,
+    .get_features = t_get_features,
+    .set_features = t_set_features,
+    .queue_max = t_queue_max,
+    .queue_notify = t_queue_notify,
+    .queue_enable = t_queue_enable,
+    .config_copy = t_config_copy,
+    .config_generation = t_config_generation,
 };
 
 /* One chain as the device finds it. */
@@ -609,8 +624,8 @@ static void test_rx_needs_csum_completed(void)
 	/* What the host sends: the folded pseudo-header sum in the field. */
 	uint16_t partial = inet_sum(NULL, 0, pseudo);
 	udp[6] = (uint8_t)(partial >> 8), udp[7] = (uint8_t)partial;
-	struct virtio_net_hdr hdr = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6,
-	                             .num_buffers = 1};
+	struct virtio_net_hdr hdr = {
+	    .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6, .num_buffers = 1};
 	dev_receive(&hdr, 12, f, sizeof(f), true);
 	virtio_net_poll(n);
 	CHECK_EQ(frames, 1);
@@ -642,7 +657,9 @@ static void test_rx_flags_ignored_without_guest_csum(void)
 	uint8_t f[60];
 	fill(f, sizeof(f), 9);
 	struct virtio_net_hdr hdr = {.flags = VIRTIO_NET_HDR_F_DATA_VALID | VIRTIO_NET_HDR_F_NEEDS_CSUM,
-	                             .csum_start = 20, .csum_offset = 4, .num_buffers = 1};
+	                             .csum_start = 20,
+	                             .csum_offset = 4,
+	                             .num_buffers = 1};
 	dev_receive(&hdr, 12, f, sizeof(f), true);
 	virtio_net_poll(n);
 	CHECK_EQ(frames, 1);
