@@ -8,9 +8,11 @@
  *
  * One wait source covers the network: its poll runs every NIC (frames in, transmit buffers
  * reclaimed, the receive ring refilled) and then lwIP's timers; its deadline is lwIP's next
- * timer, so a halted loop wakes for it. XXX: no arm function yet: the wait loop halts only
- * until the next timer tick (at most 10 ms) instead of until a received frame's interrupt;
- * when virtq_enable_notify() lands, arm enables the receive queues' notifications.
+ * timer, so a halted loop wakes for it. XXX: no arm function yet (the virtqueue has no
+ * used-buffer notifications and the devices no interrupts on this branch): the deadline is at
+ * most NET_POLL_NS away instead, so a frame waits at most that long in a halted loop. When
+ * virtq_enable_notify() and device interrupts land, arm enables the receive queues'
+ * notifications and the cap goes.
  *
  * Each NIC takes a static address from the kernel option ip= (a comma list: eth0's, eth1's,
  * ...; "dhcp" or nothing: ask DHCP), and eth0 the gateway gw= and name server dns=. Every NIC also gets an IPv6
@@ -67,13 +69,18 @@ static bool net_poll(void *ctx)
 	return any;
 }
 
+/*
+ * lwIP's next timer; and, while the source has no arm function (see the top), at most
+ * NET_POLL_NS away, so that a frame arriving while the loop halts waits that long at most.
+ */
+#define NET_POLL_NS 1000000ull
 static uint64_t net_deadline(void *ctx)
 {
 	(void)ctx;
+	uint64_t now = time_ns();
 	u32_t ms = sys_timeouts_sleeptime();
-	if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE)
-		return WAIT_FOREVER;
-	return time_ns() + (uint64_t)ms * 1000000;
+	uint64_t next = ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? WAIT_FOREVER : now + (uint64_t)ms * 1000000;
+	return next < now + NET_POLL_NS ? next : now + NET_POLL_NS;
 }
 
 static struct wait_source net_source = {.name = "net", .poll = net_poll, .deadline = net_deadline};

@@ -9,12 +9,12 @@
  */
 #include "offload.h"
 
-#define ETHTYPE_IPV4  0x0800
-#define ETHTYPE_IPV6  0x86dd
-#define PROTO_TCP     6
-#define ETH_HLEN      14
-#define TCP_HLEN      20
-#define TCP_CSUM_OFF  16
+#define ETHTYPE_IPV4 0x0800
+#define ETHTYPE_IPV6 0x86dd
+#define PROTO_TCP    6
+#define ETH_HLEN     14
+#define TCP_HLEN     20
+#define TCP_CSUM_OFF 16
 
 /* Adds big-endian 16-bit words to a ones'-complement accumulator. */
 static uint32_t sum16(const uint8_t *p, unsigned len, uint32_t sum)
@@ -35,7 +35,8 @@ bool net_tcp_csum_partial(uint8_t *f, uint32_t head_len, uint32_t total_len, uin
 		if (head_len < ETH_HLEN + 20)
 			return false;
 		uint32_t ihl = (ip[0] & 15u) * 4;
-		if ((ip[0] >> 4) != 4 || ihl < 20 || (uint64_t)ETH_HLEN + ihl + TCP_HLEN > head_len || ip[9] != PROTO_TCP)
+		if ((ip[0] >> 4) != 4 || ihl < 20 || (uint64_t)ETH_HLEN + ihl + TCP_HLEN > head_len ||
+		    ip[9] != PROTO_TCP)
 			return false;
 		if ((ip[6] & 0x3f) || ip[7]) /* a fragment (MF or an offset): the sum spans datagrams */
 			return false;

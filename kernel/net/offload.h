@@ -17,7 +17,6 @@
  * of the frame; total_len is the frame's whole length. IPv4 (not a fragment) and IPv6 without
  * extension headers. False, with the frame untouched, for anything else.
  */
-bool net_tcp_csum_partial(uint8_t *frame, uint32_t head_len, uint32_t total_len, uint16_t *start,
-                          uint16_t *offset);
+bool net_tcp_csum_partial(uint8_t *frame, uint32_t head_len, uint32_t total_len, uint16_t *start, uint16_t *offset);
 
 #endif

@@ -289,3 +289,48 @@ def test_tcp_and_udp_to_closed_ports(sockdir):
     finally:
         guest.stop()
         peer.close()
+
+
+def test_icmpv6_echo_on_the_link_local_address(sockdir):
+    """IPv6: the guest makes fe80::5054:ff:fe12:3456 from its MAC, finds the peer by neighbour
+    discovery and answers an echo request with the same id, sequence and payload."""
+    from scapy.all import IPv6, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS, \
+        ICMPv6NDOptDstLLAddr
+
+    path = os.path.join(sockdir, "n0")
+    peer = Peer(path)
+    guest = Guest(["--net", "dgram:" + path, "--append", "ip=10.0.3.15/24"])
+    mac, ll, peer_ll = GUEST_MACS[0], "fe80::5054:ff:fe12:3456", "fe80::1"
+    try:
+        guest.wait_serving()
+        payload = bytes(range(200))
+
+        def reply_or_ns(f):
+            if ICMPv6ND_NS in f and f[ICMPv6ND_NS].tgt == peer_ll:
+                peer.send(Ether(dst=f.src, src=PEER_MAC) / IPv6(src=peer_ll, dst=f[IPv6].src) /
+                          ICMPv6ND_NA(tgt=peer_ll, R=0, S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr=PEER_MAC))
+            return ICMPv6EchoReply in f
+
+        # The address is usable once duplicate address detection is over (about a second):
+        # ask again until it answers.
+        frame = None
+        for attempt in range(15):
+            peer.send(Ether(dst=mac, src=PEER_MAC) / IPv6(src=peer_ll, dst=ll) /
+                      ICMPv6EchoRequest(id=0x6666, seq=attempt, data=payload))
+            try:
+                frame, _ = peer.recv_until(reply_or_ns, timeout=1)
+                break
+            except AssertionError:
+                continue
+        assert frame is not None, guest.output
+        assert frame.src == mac and frame.dst == PEER_MAC
+        assert frame[IPv6].src == ll and frame[IPv6].dst == peer_ll
+        echo = frame[ICMPv6EchoReply]
+        assert echo.id == 0x6666 and echo.data == payload
+        sent = echo.cksum
+        fresh = IPv6(bytes(frame[IPv6]))
+        del fresh[ICMPv6EchoReply].cksum
+        assert IPv6(bytes(fresh))[ICMPv6EchoReply].cksum == sent
+    finally:
+        guest.stop()
+        peer.close()

@@ -137,7 +137,7 @@ static void test_refused(void)
 	CHECK(!net_tcp_csum_partial(f, 54, (uint32_t)len, &start, &offset));
 
 	len = ipv4_tcp(f, 5, 100);
-	CHECK(!net_tcp_csum_partial(f, 53, (uint32_t)len, &start, &offset)); /* headers not in the first piece */
+	CHECK(!net_tcp_csum_partial(f, 53, (uint32_t)len, &start, &offset));     /* headers not in the first piece */
 	CHECK(!net_tcp_csum_partial(f, 54, (uint32_t)len - 1, &start, &offset)); /* IP length beyond the frame */
 	CHECK(!net_tcp_csum_partial(f, 60, 50, &start, &offset));                /* head longer than the frame */
 
