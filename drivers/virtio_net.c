@@ -325,6 +325,10 @@ void virtio_net_attach(struct virtio_net *n, const struct virtio_net_ops *ops, v
 static int rx_take(struct virtio_net *n, void **buf, uint32_t *len)
 {
 	void *cookie;
+	/* Once stopped, the slots' buffers went back to the glue: what the reset device left on
+	 * the used ring names nothing of ours any more. */
+	if (n->stopped)
+		return 0;
 	int got = virtq_get_used(&n->rxq, &cookie, len);
 	if (got < 0) {
 		stop_broken_queue(n, &n->rxq);
@@ -439,7 +443,8 @@ static bool tx_reclaim(struct virtio_net *n)
 	bool any = false;
 	void *cookie;
 	uint32_t len;
-	for (;;) {
+	/* A stop (here, or while receiving in the same poll) gave every frame in flight back. */
+	while (!n->stopped) {
 		int got = virtq_get_used(&n->txq, &cookie, &len);
 		if (got < 0) {
 			stop_broken_queue(n, &n->txq);
@@ -457,7 +462,7 @@ static bool tx_reclaim(struct virtio_net *n)
 		n->ops->tx_done(n->ctx, user);
 		any = true;
 	}
-	if (!any && n->tx_inflight && virtq_watchdog(&n->txq, time_ns()) && n->renotified++ == 0)
+	if (!any && n->tx_inflight && !n->stopped && virtq_watchdog(&n->txq, time_ns()) && n->renotified++ == 0)
 		kdebug("%s: no transmit completion for 1 ms: notifying again", n->name);
 	return any;
 }

@@ -99,6 +99,7 @@ static void rx_frame(void *ctx, const struct virtio_net_piece *pieces, unsigned 
 		/* The driver checked off + len against the buffer; len fits u16 (buffers are small). */
 		struct pbuf *p = pbuf_alloced_custom(PBUF_RAW, (u16_t)pieces[i].len, PBUF_REF, &rb->pc,
 		                                     rb->data + pieces[i].off, (u16_t)pieces[i].len);
+		kassert(p); /* NULL only for a piece longer than its buffer, which the driver refused */
 		if (head)
 			pbuf_cat(head, p);
 		else

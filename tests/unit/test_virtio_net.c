@@ -750,6 +750,37 @@ static void test_hostile_tx_id(void)
 	CHECK_EQ(owned_count(), 0);
 }
 
+/* The device breaks the receive rules while a transmit completion is also waiting: the stop
+ * hands the frame in flight back once, and the poll must not hand it back again from the used
+ * ring of a device it has just reset. */
+static void test_stop_with_completions_pending(void)
+{
+	struct virtio_net *n = setup(F(VIRTIO_NET_F_MRG_RXBUF), true, MAC, 0);
+	uint8_t a[60] = {0};
+	struct virtq_buf seg = {a, sizeof(a)};
+	int cookie;
+	CHECK_EQ(virtio_net_tx(n, &seg, 1, NULL, &cookie), 0);
+	struct chain c;
+	CHECK(dev_pop(1, &c));
+	dev_push(1, c.head, 0); /* the frame was sent */
+	uint8_t frame[60] = {0};
+	struct virtio_net_hdr bad = {.num_buffers = 0};
+	dev_receive(&bad, 12, frame, sizeof(frame), true);
+	struct virtio_net_hdr good = {.num_buffers = 1};
+	dev_receive(&good, 12, frame, sizeof(frame), true); /* and a frame after the bad one */
+	virtio_net_poll(n);
+	CHECK(virtio_net_stopped(n));
+	CHECK_EQ(ntx_done, 1);
+	CHECK(tx_done_cookies[0] == &cookie);
+	CHECK_EQ(frames, 0);
+	CHECK_EQ(owned_count(), 0);
+	CHECK_EQ(double_frees, 0);
+	struct virtio_net_stats st;
+	virtio_net_stats(n, &st);
+	CHECK_EQ(st.tx_inflight, 0);
+	CHECK_EQ(st.rx_posted, 0);
+}
+
 static void test_made_up_mac(void)
 {
 	struct virtio_net *n = setup(F(VIRTIO_NET_F_MRG_RXBUF), true, NULL, 0);
@@ -814,6 +845,7 @@ int main(void)
 	RUN_TEST(test_tx_chain_header_and_reclaim);
 	RUN_TEST(test_tx_full_queue_and_no_csum_without_feature);
 	RUN_TEST(test_hostile_tx_id);
+	RUN_TEST(test_stop_with_completions_pending);
 	RUN_TEST(test_made_up_mac);
 	RUN_TEST(test_mtu_bounds);
 	RUN_TEST(test_link_status);
