@@ -19,8 +19,8 @@ import pytest
 
 from ringlet import build_app, root
 
-scapy_all = pytest.importorskip("scapy.all", reason="python3-scapy (scripts/deps test)")
-from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw  # noqa: E402
+# Debian's python3-scapy, installed by `scripts/deps test` (make test runs it first).
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw
 
 PEER_MAC = "02:00:00:00:00:01"
 GUEST_MACS = ["52:54:00:12:34:56", "52:54:00:12:34:57"]
