@@ -23,6 +23,10 @@ struct ringlet_netif {
 	char gateway[16];   /* "0.0.0.0": none */
 	char ipv6[48];      /* the first valid IPv6 address (link-local first), or "" */
 	char features[128]; /* the virtio features taken: "v1 mac status mrg_rxbuf ..." */
+	/* Counters since boot: frames the device gave us and we gave it, received frames the
+	 * driver dropped (malformed), frames lwIP sent that could not be queued. */
+	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
+	uint32_t rx_posted; /* receive buffers the device holds now (the ring kept full) */
 };
 
 /* Number of network interfaces. */

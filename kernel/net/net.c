@@ -302,6 +302,13 @@ int net_if_info(int i, struct ringlet_netif *out)
 			break;
 		}
 	memcpy(out->features, nic->features, sizeof(out->features));
+	struct virtio_net_stats st;
+	virtio_net_stats(nic->dev, &st);
+	out->rx_frames = st.rx_frames;
+	out->tx_frames = st.tx_frames;
+	out->rx_dropped = st.rx_dropped;
+	out->tx_dropped = nic->tx_dropped;
+	out->rx_posted = st.rx_posted;
 	return 0;
 }
 

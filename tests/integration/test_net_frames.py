@@ -57,6 +57,15 @@ class Guest:
         if not self.serving.wait(timeout):
             raise AssertionError("guest did not start serving\n--- console:\n" + self.output)
 
+    def wait_exit(self, timeout=60):
+        """Waits for the guest to finish by itself; its status."""
+        try:
+            status = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("guest did not finish\n--- console:\n" + self.output)
+        self.reader.join(5)
+        return status
+
     def stop(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -331,6 +340,78 @@ def test_icmpv6_echo_on_the_link_local_address(sockdir):
         fresh = IPv6(bytes(frame[IPv6]))
         del fresh[ICMPv6EchoReply].cksum
         assert IPv6(bytes(fresh))[ICMPv6EchoReply].cksum == sent
+    finally:
+        guest.stop()
+        peer.close()
+
+
+def test_a_burst_of_frames_keeps_the_ring_full(sockdir):
+    """More echo requests at once than the receive ring holds (256) and the spare buffers
+    (1024): the ring is refilled as it empties, every request is answered or counted as
+    dropped, the guest still answers afterwards, and the ring is full again at the end."""
+    path = os.path.join(sockdir, "n0")
+    peer = Peer(path)
+    guest = Guest(["--net", "dgram:" + path, "--append", "ip=10.0.3.15/24"], serve_seconds=45)
+    mac = GUEST_MACS[0]
+    count = 1500
+    try:
+        guest.wait_serving()
+        arp_exchange(peer, "10.0.3.15", mac, "10.0.3.2")
+        # A reader thread keeps the peer's socket empty, so that QEMU can always hand it the
+        # guest's frames; frames are parsed afterwards.
+        received, done = [], threading.Event()
+
+        def reader():
+            while not done.is_set():
+                try:
+                    received.append(peer.sock.recv(65536))
+                except socket.timeout:
+                    pass
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        base = bytes(Ether(dst=mac, src=PEER_MAC) / IP(src="10.0.3.2", dst="10.0.3.15") /
+                     ICMP(type=8, id=0xb00, seq=0) / Raw(bytes(200)))
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.settimeout(30)  # a guest that stops taking frames fails the test, not hangs it
+        for seq in range(count):
+            # A unix datagram socket blocks the sender while the receiver's queue is full:
+            # QEMU reads it only while the guest has receive buffers, so nothing is lost here.
+            req = IP(base[14:])
+            req[ICMP].seq = seq
+            req[Raw].load = seq.to_bytes(2, "big") * 100
+            del req.chksum
+            del req[ICMP].chksum
+            sender.sendto(base[:14] + bytes(req), path + ".guest")
+        sender.close()
+        # Collect until the guest has been quiet for a while, then take the socket back.
+        last, end = -1, time.monotonic() + 30
+        while len(received) != last and time.monotonic() < end:
+            last = len(received)
+            time.sleep(2)
+        done.set()
+        thread.join(5)
+        frame, _ = ping(peer, "10.0.3.15", mac, "10.0.3.2", 0xb01, 1, b"still there")
+        check_reply(frame, "10.0.3.15", mac, "10.0.3.2", 0xb01, 1, b"still there")
+        assert guest.wait_exit(90) == 0, guest.output
+        replies = set()
+        for data in received:
+            f = Ether(data)
+            if ICMP in f and f[ICMP].type == 0 and f[ICMP].id == 0xb00:
+                seq = f[ICMP].seq
+                assert bytes(f[ICMP].payload) == seq.to_bytes(2, "big") * 100
+                assert f[IP].src == "10.0.3.15" and f.dst == PEER_MAC
+                assert seq not in replies
+                replies.add(seq)
+        stats = re.findall(r"stats eth0 rx=(\d+) tx=(\d+) rx_dropped=(\d+) tx_dropped=(\d+) rx_posted=(\d+)",
+                           guest.output)
+        rx, tx, rx_dropped, tx_dropped, posted = map(int, stats[-1])
+        assert rx >= count + 2 and rx_dropped == 0, guest.output  # every request arrived
+        # Each request was answered, or its answer counted as dropped when the transmit
+        # queue stayed full (QEMU holds the guest's frames while the peer's socket is full).
+        assert len(replies) + tx_dropped == count, (len(replies), guest.output)
+        assert len(replies) > 0
+        assert posted == 256, guest.output  # the ring is full again
     finally:
         guest.stop()
         peer.close()
