@@ -104,6 +104,7 @@
  * works because the pool is bounded (MEMP_MEM_MALLOC 0). */
 #define TCP_MSL              5000
 #define LWIP_TCP_KEEPALIVE   1
+#define SO_REUSE             1 /* SO_REUSEADDR: a server binds again while old connections sit in TIME_WAIT */
 #define LWIP_TCP_TIMESTAMPS  0
 #define LWIP_CALLBACK_API    1
 #define MEMP_NUM_PBUF        256 /* PBUF_REF/ROM: zero-copy tcp_write() of application data */
