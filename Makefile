@@ -65,7 +65,7 @@ APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
 # weak reference to net_start().
-NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/offload.c kernel/net/sys_arch.c
+NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c
 # lwIP 2.1.3 (scripts/deps fetches it into build/lwip/): the core, IPv4, IPv6 and Ethernet,
 # compiled with the kernel's flags into an archive, so that only what is used is linked.
 LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
@@ -83,6 +83,7 @@ LWIP_LIB := $(LWIP)/liblwip.a
 KOBJ := $(BUILD)/kernel
 AOBJ := $(BUILD)/$(APP)/obj
 KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
+NET_SRCS += kernel/net/offload.c
 NET_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(NET_SRCS)))
 NET_LIB := $(KOBJ)/libnet.a
 APP_OBJS := $(patsubst %,$(AOBJ)/%.o,$(basename $(APP_SRCS))) $(AOBJ)/appname.o
