@@ -83,6 +83,7 @@ LWIP_LIB := $(LWIP)/liblwip.a
 KOBJ := $(BUILD)/kernel
 AOBJ := $(BUILD)/$(APP)/obj
 KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
+NET_SRCS += kernel/net/offload.c
 NET_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(NET_SRCS)))
 NET_LIB := $(KOBJ)/libnet.a
 APP_OBJS := $(patsubst %,$(AOBJ)/%.o,$(basename $(APP_SRCS))) $(AOBJ)/appname.o
@@ -194,14 +195,22 @@ debug: $(ELF)
 	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
 
 # ---- tests ----------------------------------------------------------------------
-UNIT_TESTS := test_virtq test_cmdline test_sha256
+UNIT_TESTS := test_virtq test_cmdline test_sha256 test_virtio_net test_net_offload
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		drivers/virtio/virtio.h tests/unit/check.h
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
+$(BUILD)/tests/test_net_offload: tests/unit/test_net_offload.c kernel/net/offload.c kernel/net/offload.h tests/unit/check.h
 $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/blktool/sha256.h tests/unit/check.h
+# The driver is #included by its test (a fresh start per test case), so not compiled again here.
+$(BUILD)/tests/test_virtio_net: tests/unit/test_virtio_net.c drivers/virtio_net.c drivers/virtio_net.h \
+		drivers/virtio/virtio.c drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h \
+		drivers/virtio/virtio_dev.h tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  HOSTCC  $@")
+	$(Q)gcc $(UNIT_CFLAGS) tests/unit/test_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")

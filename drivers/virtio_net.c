@@ -148,8 +148,8 @@ int virtio_net_probe(const struct virtio_dev *found, char *note, size_t note_len
 		if (mtu >= 68)
 			n->mtu = mtu < MTU_MAX ? mtu : MTU_MAX;
 	}
-	n->hdr_len = n->vd.modern || has(n, VIRTIO_NET_F_MRG_RXBUF) ? sizeof(struct virtio_net_hdr)
-	                                                            : VIRTIO_NET_HDR_LEGACY_LEN;
+	n->hdr_len =
+	    n->vd.modern || has(n, VIRTIO_NET_F_MRG_RXBUF) ? sizeof(struct virtio_net_hdr) : VIRTIO_NET_HDR_LEGACY_LEN;
 	n->rx_split = !n->vd.modern && !has(n, VIRTIO_F_ANY_LAYOUT) && !has(n, VIRTIO_NET_F_MRG_RXBUF);
 	/* §5.1.6.3.1: without MRG_RXBUF (and without GUEST_TSO/UFO, never taken) "the driver
 	 * SHOULD populate the receive queue(s) with buffers of at least 1526 bytes": header,
@@ -215,10 +215,15 @@ void virtio_net_features(const struct virtio_net *n, char *buf, size_t len)
 		unsigned bit;
 		const char *name;
 	} names[] = {
-		{VIRTIO_F_VERSION_1, "v1"},           {VIRTIO_NET_F_MAC, "mac"},        {VIRTIO_NET_F_STATUS, "status"},
-		{VIRTIO_NET_F_MTU, "mtu"},            {VIRTIO_NET_F_MRG_RXBUF, "mrg_rxbuf"},
-		{VIRTIO_NET_F_CSUM, "csum"},          {VIRTIO_NET_F_GUEST_CSUM, "guest_csum"},
-		{VIRTIO_F_EVENT_IDX, "event_idx"},    {VIRTIO_F_ANY_LAYOUT, "any_layout"},
+	    {VIRTIO_F_VERSION_1, "v1"},
+	    {VIRTIO_NET_F_MAC, "mac"},
+	    {VIRTIO_NET_F_STATUS, "status"},
+	    {VIRTIO_NET_F_MTU, "mtu"},
+	    {VIRTIO_NET_F_MRG_RXBUF, "mrg_rxbuf"},
+	    {VIRTIO_NET_F_CSUM, "csum"},
+	    {VIRTIO_NET_F_GUEST_CSUM, "guest_csum"},
+	    {VIRTIO_F_EVENT_IDX, "event_idx"},
+	    {VIRTIO_F_ANY_LAYOUT, "any_layout"},
 	};
 	size_t used = 0;
 	buf[0] = '\0';
@@ -232,7 +237,7 @@ bool virtio_net_stopped(const struct virtio_net *n) { return n->stopped != NULL;
 
 void virtio_net_stats(const struct virtio_net *n, struct virtio_net_stats *st)
 {
-	*st = (struct virtio_net_stats){n->rx_frames, n->rx_bytes, n->rx_dropped, n->tx_frames,
+	*st = (struct virtio_net_stats){n->rx_frames, n->rx_bytes,  n->rx_dropped, n->tx_frames,
 	                                n->tx_bytes,  n->rx_posted, n->tx_inflight};
 }
 
@@ -272,8 +277,8 @@ static void stop(struct virtio_net *n, const char *why)
 static void stop_broken_queue(struct virtio_net *n, struct virtq *q)
 {
 	static char why[96];
-	ksnprintf(why, sizeof(why), "device broke the ring rules on its %s queue (%s)", q == &n->rxq ? "receive" : "transmit",
-	          virtq_broken_reason(q));
+	ksnprintf(why, sizeof(why), "device broke the ring rules on its %s queue (%s)",
+	          q == &n->rxq ? "receive" : "transmit", virtq_broken_reason(q));
 	stop(n, why);
 }
 
@@ -320,6 +325,10 @@ void virtio_net_attach(struct virtio_net *n, const struct virtio_net_ops *ops, v
 static int rx_take(struct virtio_net *n, void **buf, uint32_t *len)
 {
 	void *cookie;
+	/* Once stopped, the slots' buffers went back to the glue: what the reset device left on
+	 * the used ring names nothing of ours any more. */
+	if (n->stopped)
+		return 0;
 	int got = virtq_get_used(&n->rxq, &cookie, len);
 	if (got < 0) {
 		stop_broken_queue(n, &n->rxq);
@@ -434,7 +443,8 @@ static bool tx_reclaim(struct virtio_net *n)
 	bool any = false;
 	void *cookie;
 	uint32_t len;
-	for (;;) {
+	/* A stop (here, or while receiving in the same poll) gave every frame in flight back. */
+	while (!n->stopped) {
 		int got = virtq_get_used(&n->txq, &cookie, &len);
 		if (got < 0) {
 			stop_broken_queue(n, &n->txq);
@@ -452,7 +462,7 @@ static bool tx_reclaim(struct virtio_net *n)
 		n->ops->tx_done(n->ctx, user);
 		any = true;
 	}
-	if (!any && n->tx_inflight && virtq_watchdog(&n->txq, time_ns()) && n->renotified++ == 0)
+	if (!any && n->tx_inflight && !n->stopped && virtq_watchdog(&n->txq, time_ns()) && n->renotified++ == 0)
 		kdebug("%s: no transmit completion for 1 ms: notifying again", n->name);
 	return any;
 }

@@ -43,7 +43,7 @@ struct virtio_net_hdr {
 };
 _Static_assert(sizeof(struct virtio_net_hdr) == 12, "virtio_net_hdr");
 /* The header is 12 bytes with VIRTIO_F_VERSION_1 or MRG_RXBUF, else 10 (legacy: no num_buffers). */
-#define VIRTIO_NET_HDR_LEGACY_LEN 10
+#define VIRTIO_NET_HDR_LEGACY_LEN   10
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM 1 /* the checksum at csum_start + csum_offset is partial */
 #define VIRTIO_NET_HDR_F_DATA_VALID 2 /* receive: the device checked the checksum */
 #define VIRTIO_NET_HDR_GSO_NONE     0

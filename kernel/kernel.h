@@ -40,8 +40,8 @@ struct kernel_options {
 	bool debug;          /* debug: more log lines */
 	size_t stack_size;   /* stack=SIZE: the application's stack */
 	unsigned net_wait_s; /* netwait=SECONDS: how long main() waits for DHCP (0: not at all) */
-	/* Static network configuration of eth0 (kernel/net/net.c); NULL: ask DHCP. */
-	const char *net_ip;  /* ip=10.0.2.15/24 */
+	/* Static network configuration (kernel/net/net.c); NULL: ask DHCP. */
+	const char *net_ip;  /* ip=10.0.2.15/24[,eth1's,...]: "dhcp" for one that asks */
 	const char *net_gw;  /* gw=10.0.2.2 */
 	const char *net_dns; /* dns=10.0.2.3 */
 };

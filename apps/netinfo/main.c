@@ -25,15 +25,16 @@ static void print_all(void)
 		       nif.name, nif.mac[0], nif.mac[1], nif.mac[2], nif.mac[3], nif.mac[4], nif.mac[5], nif.ipv4,
 		       nif.prefix, nif.gateway, nif.mtu, nif.link_up ? "up" : "down", nif.dhcp ? "yes" : "no",
 		       nif.ipv6[0] ? nif.ipv6 : "-", nif.features[0] ? nif.features : "-");
+		printf("stats %s rx=%llu tx=%llu rx_dropped=%llu tx_dropped=%llu rx_posted=%u\n", nif.name,
+		       (unsigned long long)nif.rx_frames, (unsigned long long)nif.tx_frames,
+		       (unsigned long long)nif.rx_dropped, (unsigned long long)nif.tx_dropped, nif.rx_posted);
 	}
 	fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
-	/* The kernel waited for DHCP before main(); this wait covers a slow server. */
-	if (ringlet_net_count() > 0 && ringlet_net_wait(5000000000ull) != 0)
-		printf("no IPv4 address\n");
+	/* The kernel waited (netwait=, 5 s by default) for DHCP before main(). */
 	print_all();
 	if (argc > 1) {
 		unsigned long secs = strtoul(argv[1], NULL, 10);

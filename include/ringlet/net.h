@@ -23,14 +23,18 @@ struct ringlet_netif {
 	char gateway[16];   /* "0.0.0.0": none */
 	char ipv6[48];      /* the first valid IPv6 address (link-local first), or "" */
 	char features[128]; /* the virtio features taken: "v1 mac status mrg_rxbuf ..." */
+	/* Counters since boot: frames the device gave us and we gave it, received frames the
+	 * driver dropped (malformed), frames lwIP sent that could not be queued. */
+	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
+	uint32_t rx_posted; /* receive buffers the device holds now (the ring kept full) */
 };
 
 /* Number of network interfaces. */
 int ringlet_net_count(void);
 /* Interface i: 0, or -1 when there is none. */
 int ringlet_net_info(int i, struct ringlet_netif *out);
-/* Waits up to timeout_ns for an IPv4 address on some interface: 0, or -1 (timed out, or no
- * interface at all). */
+/* Waits up to timeout_ns until every interface has an IPv4 address: 0, or -1 (timed out,
+ * or no interface at all). */
 int ringlet_net_wait(uint64_t timeout_ns);
 /* Keeps the network running (answers ARP and ping, runs the timers) for ns nanoseconds. */
 void ringlet_net_run(uint64_t ns);

@@ -3,17 +3,20 @@
  * Implements: lwIP 2.1.3 with NO_SYS (doc/NO_SYS_SampleCode.c's shape: netif_add, then
  *             input from the driver and sys_check_timeouts() from one loop), RFC 2131 DHCP
  *             through lwIP's client, RFC 4862 SLAAC through lwIP's.
- * Try it:     scripts/run --net user hello           (DHCP: eth0 10.0.2.15/24)
- *             scripts/run --net user --append 'ip=10.0.2.20/24 gw=10.0.2.2 dns=10.0.2.3' hello
+ * Try it:     scripts/run --net user netinfo         (DHCP: eth0 10.0.2.15/24)
+ *             scripts/run --net user --append 'ip=10.0.2.20/24 gw=10.0.2.2 dns=10.0.2.3' netinfo
  *
  * One wait source covers the network: its poll runs every NIC (frames in, transmit buffers
  * reclaimed, the receive ring refilled) and then lwIP's timers; its deadline is lwIP's next
- * timer, so a halted loop wakes for it. XXX: no arm function yet: the wait loop halts only
- * until the next timer tick (at most 10 ms) instead of until a received frame's interrupt;
- * when virtq_enable_notify() lands, arm enables the receive queues' notifications.
+ * timer, so a halted loop wakes for it. XXX: no arm function yet (the virtqueue has no
+ * used-buffer notifications and the devices no interrupts on this branch): the deadline is at
+ * most NET_POLL_NS away instead, so a frame waits at most that long in a halted loop. When
+ * virtq_enable_notify() and device interrupts land, arm enables the receive queues'
+ * notifications and the cap goes.
  *
- * eth0 takes the static configuration from the kernel options ip= gw= dns=, or asks DHCP;
- * every other NIC asks DHCP. Every NIC also gets an IPv6 link-local address and SLAAC.
+ * Each NIC takes a static address from the kernel option ip= (a comma list: eth0's, eth1's,
+ * ...; "dhcp" or nothing: ask DHCP), and eth0 the gateway gw= and name server dns=. Every NIC also gets an IPv6
+ * link-local address and SLAAC.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -66,13 +69,18 @@ static bool net_poll(void *ctx)
 	return any;
 }
 
+/*
+ * lwIP's next timer; and, while the source has no arm function (see the top), at most
+ * NET_POLL_NS away, so that a frame arriving while the loop halts waits that long at most.
+ */
+#define NET_POLL_NS 1000000ull
 static uint64_t net_deadline(void *ctx)
 {
 	(void)ctx;
+	uint64_t now = time_ns();
 	u32_t ms = sys_timeouts_sleeptime();
-	if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE)
-		return WAIT_FOREVER;
-	return time_ns() + (uint64_t)ms * 1000000;
+	uint64_t next = ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? WAIT_FOREVER : now + (uint64_t)ms * 1000000;
+	return next < now + NET_POLL_NS ? next : now + NET_POLL_NS;
 }
 
 static struct wait_source net_source = {.name = "net", .poll = net_poll, .deadline = net_deadline};
@@ -118,7 +126,8 @@ static void ext_status(struct netif *nif, netif_nsc_reason_t reason, const netif
 {
 	(void)args;
 	(void)nif;
-	if (reason & (LWIP_NSC_IPV4_SETTINGS_CHANGED | LWIP_NSC_IPV4_ADDRESS_CHANGED | LWIP_NSC_IPV6_ADDR_STATE_CHANGED))
+	if (reason &
+	    (LWIP_NSC_IPV4_SETTINGS_CHANGED | LWIP_NSC_IPV4_ADDRESS_CHANGED | LWIP_NSC_IPV6_ADDR_STATE_CHANGED))
 		addresses_changed = true;
 }
 
@@ -152,21 +161,40 @@ static bool parse_cidr(const char *s, ip4_addr_t *addr, ip4_addr_t *mask)
 	return true;
 }
 
-/* The static configuration for eth0; false (and a log line) when there is none or it is bad. */
-static bool static_config(struct nic *nic)
+/*
+ * The static configuration of NIC `index`: the index-th word of ip=ADDR/PREFIX[,ADDR/PREFIX...]
+ * ("dhcp" for one that asks DHCP); gw= and dns= go with eth0. False (with a log line for a
+ * malformed one) when the NIC is to ask DHCP.
+ */
+static bool static_config(struct nic *nic, int index)
 {
 	ip4_addr_t addr, mask, gw = {0}, dns;
-	if (!kopt.net_ip)
+	char word[24];
+	const char *s = kopt.net_ip;
+	for (int i = 0; s && i < index; i++) {
+		s = strchr(s, ',');
+		s = s ? s + 1 : NULL;
+	}
+	if (!s || !*s)
 		return false;
-	if (!parse_cidr(kopt.net_ip, &addr, &mask)) {
-		klog("%s: ip=%s is not ADDR/PREFIX: asking DHCP instead", nic->info.name, kopt.net_ip);
+	size_t n = strcspn(s, ",");
+	if (n >= sizeof(word)) {
+		klog("%s: ip= word too long: asking DHCP instead", nic->info.name);
 		return false;
 	}
-	if (kopt.net_gw && !ip4addr_aton(kopt.net_gw, &gw)) {
+	memcpy(word, s, n);
+	word[n] = '\0';
+	if (strcmp(word, "dhcp") == 0)
+		return false;
+	if (!parse_cidr(word, &addr, &mask)) {
+		klog("%s: ip=%s is not ADDR/PREFIX: asking DHCP instead", nic->info.name, word);
+		return false;
+	}
+	if (index == 0 && kopt.net_gw && !ip4addr_aton(kopt.net_gw, &gw)) {
 		klog("%s: gw=%s is not an address: no gateway", nic->info.name, kopt.net_gw);
 		ip4_addr_set_zero(&gw);
 	}
-	if (kopt.net_dns) {
+	if (index == 0 && kopt.net_dns) {
 		if (ip4addr_aton(kopt.net_dns, &dns)) {
 			ip_addr_t d;
 			ip_addr_copy_from_ip4(d, dns);
@@ -197,8 +225,8 @@ void net_init(void)
 		}
 		nnics++;
 		char mac[18];
-		klog("%s: %s %s, mtu %u, %s%s", nic->info.name, nic->info.transport, nic->info.where,
-		     nic->info.mtu, mac_text(nic->info.mac, mac), nic->info.mac_from_device ? "" : " (made up)");
+		klog("%s: %s %s, mtu %u, %s%s", nic->info.name, nic->info.transport, nic->info.where, nic->info.mtu,
+		     mac_text(nic->info.mac, mac), nic->info.mac_from_device ? "" : " (made up)");
 		klog("%s: features: %s", nic->info.name, nic->features[0] ? nic->features : "none");
 		if (i == 0)
 			netif_set_default(&nic->netif);
@@ -206,7 +234,7 @@ void net_init(void)
 		if (nic->link_up)
 			netif_set_link_up(&nic->netif);
 		netif_set_up(&nic->netif);
-		nic->dhcp = !(i == 0 && static_config(nic));
+		nic->dhcp = !static_config(nic, i);
 		if (nic->dhcp)
 			dhcp_start(&nic->netif);
 		netif_create_ip6_linklocal_address(&nic->netif, 1);
@@ -222,16 +250,20 @@ void net_start(unsigned wait_s)
 	net_init();
 	/* A LAN without a DHCP server must not hold the boot up for long: a few seconds. */
 	if (nnics && wait_s && net_wait_configured(time_ns() + wait_s * NSEC_PER_SEC) != 0)
-		klog("net: no IPv4 address after %u s; starting the application anyway", wait_s);
+		for (int i = 0; i < nnics; i++)
+			if (ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
+				klog("%s: no IPv4 address after %u s; starting the application anyway",
+				     nics[i].info.name, wait_s);
 }
 
+/* Every NIC has its IPv4 address (static, or from DHCP). */
 static bool configured(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < nnics; i++)
-		if (!ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
-			return true;
-	return false;
+		if (ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
+			return false;
+	return true;
 }
 
 int net_wait_configured(uint64_t deadline_ns)
@@ -270,6 +302,13 @@ int net_if_info(int i, struct ringlet_netif *out)
 			break;
 		}
 	memcpy(out->features, nic->features, sizeof(out->features));
+	struct virtio_net_stats st;
+	virtio_net_stats(nic->dev, &st);
+	out->rx_frames = st.rx_frames;
+	out->tx_frames = st.tx_frames;
+	out->rx_dropped = st.rx_dropped;
+	out->tx_dropped = nic->tx_dropped;
+	out->rx_posted = st.rx_posted;
 	return 0;
 }
 

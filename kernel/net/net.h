@@ -25,8 +25,9 @@ void net_init(void);
 void net_start(unsigned wait_s) __attribute__((weak));
 /* Whether there is any NIC at all. */
 bool net_present(void);
-/* Waits until some NIC has an IPv4 address (DHCP answered, or static) or deadline_ns
- * (time_ns() clock) passes: 0, -ETIMEDOUT, or -ENODEV when there is no NIC. */
+/* Waits until every NIC has an IPv4 address (DHCP answered, or static) or deadline_ns
+ * (time_ns() clock) passes: 0, -ETIMEDOUT (some NIC has none yet: DHCP goes on in the
+ * background), or -ENODEV when there is no NIC. */
 int net_wait_configured(uint64_t deadline_ns);
 /* Keeps the network going (frames answered, timers run) until deadline_ns. */
 void net_run_until(uint64_t deadline_ns);

@@ -2,7 +2,7 @@
  * kernel/net/netif.c: the glue between lwIP and the virtio-net driver, one struct nic per NIC.
  * Implements: lwIP 2.1.3's netif driver interface (src/include/lwip/netif.h: init, input,
  *             linkoutput) over drivers/virtio_net.h.
- * Try it:     scripts/run --net user hello (the boot log shows eth0 and its DHCP address)
+ * Try it:     scripts/run --net user netinfo (the boot log shows eth0 and its DHCP address)
  *
  * The driver never calls lwIP; it calls the four functions registered here.
  *
@@ -18,7 +18,7 @@
  * retransmit a segment whose pbuf we still hold, so the driver reclaims on every poll.
  *
  * Checksums: with VIRTIO_NET_F_CSUM lwIP stops computing TCP checksums for the netif and
- * tx_csum() puts the pseudo-header sum in the field for the device to complete; with
+ * tx_csum() (offload.c) puts the pseudo-header sum in the field for the device to complete; with
  * VIRTIO_NET_F_GUEST_CSUM a frame the device vouched for is given to lwIP with TCP and UDP
  * checksum checks off for just that frame (NO_SYS: ethernet_input() handles it to the end
  * before it returns).
@@ -31,11 +31,10 @@
 #include "lwip/etharp.h"
 #include "lwip/ethip6.h"
 #include "lwip/pbuf.h"
-#include "lwip/prot/ip.h"
-#include "lwip/prot/ip6.h"
 #include "lwip/snmp.h"
 #include "netif/ethernet.h"
 #include "nic.h"
+#include "offload.h"
 
 struct rx_buf {
 	struct pbuf_custom pc; /* first: lwIP's pbuf is our struct */
@@ -49,7 +48,10 @@ struct rx_buf {
 static struct rx_buf *spare;
 static unsigned nspare;
 
-static struct rx_buf *rx_buf_of(void *data) { return (struct rx_buf *)((uint8_t *)data - offsetof(struct rx_buf, data)); }
+static struct rx_buf *rx_buf_of(void *data)
+{
+	return (struct rx_buf *)((uint8_t *)data - offsetof(struct rx_buf, data));
+}
 
 static void rx_buf_release(struct rx_buf *rb)
 {
@@ -97,6 +99,7 @@ static void rx_frame(void *ctx, const struct virtio_net_piece *pieces, unsigned 
 		/* The driver checked off + len against the buffer; len fits u16 (buffers are small). */
 		struct pbuf *p = pbuf_alloced_custom(PBUF_RAW, (u16_t)pieces[i].len, PBUF_REF, &rb->pc,
 		                                     rb->data + pieces[i].off, (u16_t)pieces[i].len);
+		kassert(p); /* NULL only for a piece longer than its buffer, which the driver refused */
 		if (head)
 			pbuf_cat(head, p);
 		else
@@ -119,58 +122,12 @@ static void tx_done(void *ctx, void *cookie)
 
 static const struct virtio_net_ops ops = {rx_alloc, rx_frame, rx_free, tx_done};
 
-static uint32_t sum16(const uint8_t *p, unsigned len, uint32_t sum)
-{
-	for (unsigned i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	return sum;
-}
-
-/*
- * A TCP segment's partial checksum for the device (VIRTIO_NET_F_CSUM, §5.1.6.2): the
- * pseudo-header sum, not complemented, in the checksum field, and where the device is to
- * start summing. lwIP builds the Ethernet, IP and TCP headers of a segment in its first pbuf.
- * False for a frame that is not TCP (lwIP computed its checksums itself then).
- */
+/* A TCP segment's partial checksum for the device (offload.c). lwIP builds the Ethernet, IP
+ * and TCP headers of a segment in its first pbuf. False for a frame that is not TCP: lwIP
+ * computed that one's checksums itself. */
 static bool tx_csum(struct pbuf *p, struct virtio_net_csum *c)
 {
-	uint8_t *f = p->payload;
-	uint32_t sum, tcp_len, start;
-	if (p->len < 14)
-		return false;
-	uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
-	if (type == ETHTYPE_IP) {
-		const uint8_t *ip = f + 14;
-		uint32_t ihl = (ip[0] & 15u) * 4;
-		if (p->len < 14 + 20 || (ip[0] >> 4) != 4 || ihl < 20 || 14 + ihl + 20 > p->len || ip[9] != IP_PROTO_TCP)
-			return false;
-		if ((ip[6] & 0x3f) || ip[7]) /* a fragment: the sum would span datagrams */
-			return false;
-		uint32_t total = (uint32_t)ip[2] << 8 | ip[3];
-		if (total < ihl + 20 || 14 + total > p->tot_len)
-			return false;
-		tcp_len = total - ihl;
-		sum = sum16(ip + 12, 8, 0);
-		start = 14 + ihl;
-	} else if (type == ETHTYPE_IPV6) {
-		const uint8_t *ip6 = f + 14;
-		if (14 + 40 + 20 > p->len || ip6[6] != IP6_NEXTH_TCP)
-			return false;
-		tcp_len = (uint32_t)ip6[4] << 8 | ip6[5];
-		if (tcp_len < 20 || 14 + 40 + tcp_len > p->tot_len)
-			return false;
-		sum = sum16(ip6 + 8, 32, 0);
-		start = 14 + 40;
-	} else
-		return false;
-	sum += IP_PROTO_TCP + tcp_len;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	f[start + 16] = (uint8_t)(sum >> 8);
-	f[start + 17] = (uint8_t)sum;
-	c->start = (uint16_t)start;
-	c->offset = 16;
-	return true;
+	return net_tcp_csum_partial(p->payload, p->len, p->tot_len, &c->start, &c->offset);
 }
 
 /* How long a sender waits for the device to free transmit room before it drops the frame. */
@@ -234,7 +191,8 @@ static err_t nic_netif_init(struct netif *netif)
 	memcpy(netif->hwaddr, nic->info.mac, ETH_HWADDR_LEN);
 	netif->mtu = nic->info.mtu;
 	netif->mtu6 = nic->info.mtu;
-	netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
+	netif->flags =
+	    NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
 	netif->output = etharp_output;
 	netif->output_ip6 = ethip6_output;
 	netif->linkoutput = linkoutput;
