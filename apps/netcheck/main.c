@@ -6,8 +6,9 @@
  *	    a non-blocking connect(), poll() for at most TIMEOUT_MS, then
  *	    SO_ERROR; prints "connect HOST:PORT: NAME" with NAME one of
  *	    OK, ECONNREFUSED, ETIMEDOUT (nothing answered in time), ...
- *	netcheck resolve NAME
- *	    getaddrinfo(); prints "resolve NAME: ADDRESS" or the gai_strerror()
+ *	netcheck resolve NAME...
+ *	    getaddrinfo() for each; prints "resolve NAME: ADDRESS" or the
+ *	    gai_strerror()
  *	netcheck api PEER PORT
  *	    the socket API's answers, one "what: result" line each, in
  *	    situations whose answer is fixed (an errno name, a value): the
@@ -378,10 +379,13 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 5 && strcmp(argv[1], "connect") == 0)
 		return check_connect(argv[2], argv[3], atoi(argv[4]));
-	if (argc == 3 && strcmp(argv[1], "resolve") == 0)
-		return check_resolve(argv[2]);
+	if (argc >= 3 && strcmp(argv[1], "resolve") == 0) {
+		for (int i = 2; i < argc; i++)
+			check_resolve(argv[i]);
+		return 0;
+	}
 	if (argc == 4 && strcmp(argv[1], "api") == 0)
 		return check_api(argv[2], argv[3]);
-	fprintf(stderr, "usage: netcheck connect HOST PORT TIMEOUT_MS | resolve NAME | api PEER PORT\n");
+	fprintf(stderr, "usage: netcheck connect HOST PORT TIMEOUT_MS | resolve NAME... | api PEER PORT\n");
 	return 2;
 }
