@@ -295,6 +295,16 @@ static void api_peer(int port)
 	report("bind it with SO_REUSEADDR", bind(c, (struct sockaddr *)&local, sizeof(local)));
 	close(b);
 	close(c);
+
+	/* SO_LINGER on with 0: close() resets (the peer counts it). */
+	fd = tcp_to_peer('S');
+	struct linger lg = {1, 0};
+	report("SO_LINGER 0", setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	struct linger lb = {0, 1};
+	len = sizeof(lb);
+	getsockopt(fd, SOL_SOCKET, SO_LINGER, &lb, &len);
+	printf("SO_LINGER back: %d %d\n", lb.l_onoff != 0, lb.l_linger);
+	report("close with SO_LINGER 0", close(fd));
 }
 
 static void api_names(void)

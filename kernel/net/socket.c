@@ -79,7 +79,8 @@ struct sock {
 	bool nonblock; /* O_NONBLOCK on the descriptor */
 	bool eof;      /* tcp: the peer's FIN (or the connection is gone) */
 	bool rd_shut, wr_shut;
-	bool nodelay; /* TCP_NODELAY, kept for sockets accept() makes */
+	bool nodelay;        /* TCP_NODELAY, kept for sockets accept() makes */
+	bool abort_on_close; /* SO_LINGER on with a time of 0: close() resets */
 	struct rxq *rx_head, *rx_tail;
 	size_t rx_bytes;   /* tcp: bytes queued; udp: datagrams queued */
 	uint16_t queued;   /* tcp: segments queued when tcp_write() ran out */
@@ -882,11 +883,21 @@ int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 				*opts = (u8_t)(v ? *opts | flag : *opts & ~flag);
 			return 0;
 		}
+		case SO_LINGER: {
+			struct linger l;
+			if (!val || len < sizeof(l))
+				return set_errno(-EINVAL);
+			memcpy(&l, val, sizeof(l));
+			/* On with 0: close() drops what is queued and resets the
+			 * connection. XXX: on with a time, close() does not wait
+			 * for the data to go out: lwIP sends it in the background. */
+			s->abort_on_close = l.l_onoff && l.l_linger == 0;
+			return 0;
+		}
 		case SO_SNDBUF:
 		case SO_RCVBUF:
-		case SO_LINGER:
 			/* XXX: accepted, not honoured: lwIP's buffers are sized
-			 * once for all (lwipopts.h), and close never lingers. */
+			 * once for all (lwipopts.h). */
 			return opt_int(val, len, &v) < 0 ? set_errno(-EINVAL) : 0;
 		default:
 			return set_errno(-ENOPROTOOPT);
@@ -968,6 +979,14 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 			return put_int(val, len, s->type == SOCK_STREAM ? TCP_SND_BUF : 65535);
 		case SO_RCVBUF:
 			return put_int(val, len, s->type == SOCK_STREAM ? TCP_WND : 65535);
+		case SO_LINGER: {
+			struct linger l = {s->abort_on_close, 0};
+			if (!val || !len || *len < sizeof(l))
+				return set_errno(-EINVAL);
+			memcpy(val, &l, sizeof(l));
+			*len = sizeof(l);
+			return 0;
+		}
 		case SO_RCVTIMEO:
 			return put_timeval(val, len, s->rcvtimeo);
 		case SO_SNDTIMEO:
@@ -1072,6 +1091,9 @@ static int sock_close(void *ctx)
 				rxq_free_all(c);
 				free(c);
 			}
+		} else if (s->tcp && s->abort_on_close) {
+			tcp_detach(s->tcp);
+			tcp_abort(s->tcp); /* a RST, as Linux sends for SO_LINGER 0 */
 		} else if (s->tcp) {
 			tcp_close_pcb(s->tcp);
 		}

@@ -52,8 +52,11 @@ class Peer:
             elif cmd == b"R":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             elif cmd == b"S":
-                while conn.recv(4096):
-                    pass
+                try:
+                    while conn.recv(4096):
+                        pass
+                except ConnectionResetError:
+                    pass    # SO_LINGER 0 (QEMU's user networking passes it on as a FIN)
 
     def close(self):
         self.sock.close()
