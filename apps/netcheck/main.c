@@ -214,6 +214,32 @@ static void api_local(void)
 	struct pollfd bad = {.fd = 60, .events = POLLIN};
 	n = poll(&bad, 1, 0);
 	printf("poll closed descriptor: %d, POLLNVAL %d\n", n, (bad.revents & POLLNVAL) != 0);
+	struct pollfd skip = {.fd = -1, .events = POLLIN, .revents = POLLIN};
+	n = poll(&skip, 1, 0);
+	printf("poll fd -1: %d, revents %d\n", n, skip.revents);
+
+	fd_set rd, wr;
+	FD_ZERO(&rd);
+	FD_ZERO(&wr);
+	FD_SET(u, &rd);
+	FD_SET(1, &wr);
+	struct timeval stv = {0, 100000};
+	n = select(u + 1, &rd, &wr, NULL, &stv);
+	printf("select udp + stdout: %d, udp readable %d, stdout writable %d\n", n, FD_ISSET(u, &rd) != 0,
+	       FD_ISSET(1, &wr) != 0);
+	FD_ZERO(&rd);
+	FD_SET(u, &rd);
+	stv = (struct timeval){0, 50000};
+	n = select(u + 1, &rd, NULL, NULL, &stv);
+	printf("select idle: %d, still set %d, time left %ld.%06ld\n", n, FD_ISSET(u, &rd) != 0, (long)stv.tv_sec,
+	       (long)stv.tv_usec);
+	FD_ZERO(&rd);
+	FD_SET(60, &rd);
+	stv = (struct timeval){0, 0};
+	report("select a closed descriptor", select(61, &rd, NULL, NULL, &stv));
+	printf("F_GETFL O_RDWR: %d\n", (fcntl(u, F_GETFL) & O_ACCMODE) == O_RDWR);
+	report("fcntl unknown command", fcntl(u, 12345));
+	report("fcntl closed descriptor", fcntl(60, F_GETFL));
 	close(u);
 }
 
