@@ -180,6 +180,8 @@ static void api_local(void)
 	printf("getsockname: %s, port %s\n", any.sin_addr.s_addr == htonl(INADDR_ANY) ? "0.0.0.0" : "?",
 	       any.sin_port ? "chosen" : "0");
 	report("bind again", bind(a, (struct sockaddr *)&any, sizeof(any)));
+	struct sockaddr_in foreign = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a090909)};
+	report("bind an address not ours", bind(b, (struct sockaddr *)&foreign, sizeof(foreign)));
 	report("listen", listen(a, 4));
 	report("bind the same port", bind(b, (struct sockaddr *)&any, sizeof(any)));
 	report("connect a listener", connect(a, (struct sockaddr *)&peer, sizeof(peer)));

@@ -31,6 +31,7 @@
 #include <sys/time.h>
 
 #include "lwip/ip_addr.h"
+#include "lwip/netif.h"
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h" /* TCP_KEEP*_DEFAULT */
 #include "lwip/tcp.h"
@@ -81,6 +82,8 @@ struct sock {
 	bool rd_shut, wr_shut;
 	bool nodelay;        /* TCP_NODELAY, kept for sockets accept() makes */
 	bool abort_on_close; /* SO_LINGER on with a time of 0: close() resets */
+	uint32_t peer_addr;  /* tcp from accept(): the peer, kept should lwIP free the pcb */
+	uint16_t peer_port;
 	struct rxq *rx_head, *rx_tail;
 	size_t rx_bytes;   /* tcp: bytes queued; udp: datagrams queued */
 	uint16_t queued;   /* tcp: segments queued when tcp_write() ran out */
@@ -297,6 +300,8 @@ static err_t tcp_accept_cb(void *arg, struct tcp_pcb *newpcb, err_t err)
 	s->nodelay = ls->nodelay;
 	s->rcvtimeo = ls->rcvtimeo;
 	s->sndtimeo = ls->sndtimeo;
+	s->peer_addr = ip4_of(&newpcb->remote_ip);
+	s->peer_port = newpcb->remote_port;
 	tcp_attach(s, newpcb);
 	if (s->nodelay)
 		tcp_nagle_disable(newpcb);
@@ -436,6 +441,21 @@ int socket(int domain, int type, int protocol)
 	return fd;
 }
 
+/* An address bind() may take: any, or one of a NIC's (lwIP itself takes
+ * any address; Linux says EADDRNOTAVAIL). There is no loopback interface. */
+static bool local_addr(const ip_addr_t *ip)
+{
+	if (ip_addr_isany(ip))
+		return true;
+	struct netif *n;
+	NETIF_FOREACH(n)
+	{
+		if (ip4_addr_cmp(netif_ip4_addr(n), ip_2_ip4(ip)))
+			return true;
+	}
+	return false;
+}
+
 int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct sock *s = sock_get(fd);
@@ -446,6 +466,8 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 	int err = addr_in(addr, len, &ip, &port);
 	if (err < 0)
 		return set_errno(err);
+	if (!local_addr(&ip))
+		return set_errno(-EADDRNOTAVAIL);
 	if (s->type == SOCK_STREAM) {
 		if (s->state != SS_NEW || !s->tcp || s->tcp->local_port)
 			return set_errno(-EINVAL); /* already bound, as on Linux */
@@ -455,8 +477,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 			return set_errno(-EINVAL);
 		err = -lwip_errno(udp_bind(s->udp, &ip, port));
 	}
-	/* lwIP says ERR_VAL for an address that is not ours. */
-	return err == -EINVAL ? set_errno(-EADDRNOTAVAIL) : err < 0 ? set_errno(err) : 0;
+	return err < 0 ? set_errno(err) : 0;
 }
 
 int listen(int fd, int backlog)
@@ -519,14 +540,11 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	ls->acc_len--;
 	s->acc_next = NULL;
 	s->nonblock = flags & SOCK_NONBLOCK;
-	if (s->tcp) {
+	/* Reset while it waited, the pcb is gone: Linux hands the connection
+	 * out all the same, and the first read reports ECONNRESET. */
+	if (s->tcp)
 		tcp_backlog_accepted(s->tcp);
-		addr_out(ip4_of(&s->tcp->remote_ip), s->tcp->remote_port, addr, len);
-	} else {
-		/* Reset while it waited: Linux hands it out all the same, and
-		 * the first read reports ECONNRESET. */
-		addr_out(0, 0, addr, len);
-	}
+	addr_out(s->peer_addr, s->peer_port, addr, len);
 	return nfd;
 }
 
