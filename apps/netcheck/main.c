@@ -67,6 +67,7 @@ static const char *errno_name(int e)
 	    {ENOTSOCK, "ENOTSOCK"},
 	    {EBADF, "EBADF"},
 	    {ENOPROTOOPT, "ENOPROTOOPT"},
+	    {ENETDOWN, "ENETDOWN"},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (names[i].e == e)
@@ -83,7 +84,7 @@ static int check_connect(const char *host, const char *port, int timeout_ms)
 	}
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
-		perror("netcheck: socket");
+		printf("socket: %s\n", errno_name(errno));
 		return 1;
 	}
 	int err = 0;

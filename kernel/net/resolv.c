@@ -23,6 +23,7 @@
 
 #include "../kernel.h"
 #include "../wait.h"
+#include "net.h"
 
 /* How long getaddrinfo() waits for lwIP's DNS client, which retries on its
  * own and calls back with "not found" when it gives up. */
@@ -79,6 +80,9 @@ static int resolve(const char *node, uint32_t *addr)
 	}
 	if (strlen(node) > 255)
 		return EAI_NONAME;
+	/* No NIC: lwIP (its DNS client too) was never started. */
+	if (!net_present())
+		return EAI_FAIL;
 	struct dns_query *q = calloc(1, sizeof(*q));
 	if (!q)
 		return EAI_MEMORY;

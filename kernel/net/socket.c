@@ -42,11 +42,6 @@
 #include "../wait.h"
 #include "net.h"
 
-/* kernel/main.c starts the network only when net.c is linked in (it calls
- * a weak net_start). A weak reference does not pull an archive member in,
- * so a strong one to net.c does: sockets need lwIP started. */
-static bool (*const need_net)(void) __attribute__((used)) = net_present;
-
 /* Datagrams a UDP socket keeps before it drops new ones (Linux drops at its
  * receive buffer's size, too). */
 #define UDP_QUEUE_MAX 256
@@ -418,6 +413,12 @@ int socket(int domain, int type, int protocol)
 	type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (domain != AF_INET)
 		return set_errno(-EAFNOSUPPORT);
+	/* Without a NIC kernel/net/net.c leaves lwIP unstarted (and there is
+	 * no loopback interface): no socket could reach anything. This call
+	 * is also what links net.c in, whose net_start() kernel/main.c calls
+	 * through a weak reference. */
+	if (!net_present())
+		return set_errno(-ENETDOWN);
 	if (type != SOCK_STREAM && type != SOCK_DGRAM)
 		return set_errno(-EINVAL);
 	if (protocol != 0 && protocol != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))

@@ -295,3 +295,16 @@ def test_connect_ok_to_host():
         assert "connect 10.0.2.2:%d: OK" % srv.tcp_port in out
     finally:
         srv.stop()
+
+
+def test_no_nic():
+    # No NIC: the network stack never starts; sockets say so instead of
+    # touching it, and names need no server to fail.
+    build_app("netcheck")
+    result = run_guest("netcheck", args=["connect", "10.0.2.2", "80", "1000"], timeout=60)
+    assert result.status == 1, result.output
+    assert "socket: ENETDOWN" in result.output
+    result = run_guest("netcheck", args=["resolve", "example.org", "10.1.2.3"], timeout=60)
+    assert result.status == 0, result.output
+    assert "resolve example.org: Non-recoverable failure in name resolution" in result.output
+    assert "resolve 10.1.2.3: 10.1.2.3" in result.output
