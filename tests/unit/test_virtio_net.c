@@ -32,6 +32,13 @@ static char last_log[256];
 
 uint64_t time_ns(void) { return now_ns; }
 
+/* virtio.c counts a device's interrupts; the fake device has none. */
+uint64_t irq_count(int vector)
+{
+	(void)vector;
+	return 0;
+}
+
 void klog(const char *fmt, ...)
 {
 	va_list ap;
@@ -130,12 +137,13 @@ static void t_notify(struct virtq *q, void *ctx)
 	(void)ctx;
 	dev.notifies[q->index]++;
 }
-static void t_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int t_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
 	(void)vd;
 	(void)index;
 	*fn = t_notify;
 	*ctx = NULL;
+	return 0;
 }
 static void t_queue_enable(struct virtio_dev *vd, struct virtq *q)
 {
