@@ -42,7 +42,7 @@ COMMON_FLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pie -fno-pic -mno-red-zone
 	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
 	-fstack-protector-strong -mstack-protector-guard=global \
 	-nostdinc -isystem $(NEWLIB)/include -isystem $(GCC_INCLUDE) -Iinclude \
-	-D_POSIX_TIMERS=1 -D_POSIX_MONOTONIC_CLOCK=200112L \
+	-D_POSIX_TIMERS=1 -D_POSIX_MONOTONIC_CLOCK=200112L -D__ringlet__=1 \
 	-Wall -Wextra -Werror -MMD -MP
 # The kernel never touches SSE/x87 registers, so it need not save them.
 # lwIP's headers and Ringlet's port of it (kernel/net: lwipopts.h, arch/cc.h).
@@ -57,7 +57,7 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/irq.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c \
+	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c kernel/tarfs.c kernel/fs.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
 	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c \
