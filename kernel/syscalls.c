@@ -33,7 +33,7 @@
 
 #define MAX_FDS     512 /* select() sees the first FD_SETSIZE (64); poll() all: a server holds many */
 #define MAX_DEVICES 16
-#define MAX_MOUNTS  4
+#define MAX_MOUNTS  8
 #define MAX_PATH    1024
 
 struct open_file {

@@ -26,9 +26,9 @@
 #include "tarfs.h"
 
 #define BLOCK        512
-#define MAX_META     65536 /* bytes of a pax header or GNU long name we read */
+#define MAX_META     65536                   /* bytes of a pax header or GNU long name we read */
 #define MAX_ALL      (4 * TARFS_MAX_ENTRIES) /* entries with the implicit directories */
-#define SEQ_IMPLICIT 0 /* a directory only named as some entry's parent */
+#define SEQ_IMPLICIT 0                       /* a directory only named as some entry's parent */
 
 /* The ustar header (POSIX "ustar Interchange Format"): offsets in the block. */
 #define H_NAME     0   /* [100] */
@@ -421,8 +421,9 @@ int tarfs_build(struct tarfs *fs, tarfs_read_fn read, void *ctx, uint64_t size, 
 			} else if (type == 'x') {
 				memset(&px, 0, sizeof(px));
 				if (!pax_parse(paxbuf, len, &px)) {
-					LOG(&b, "tarfs: header %zu: pax records that lie about their length (skipped, with "
-					        "its entry)",
+					LOG(&b,
+					    "tarfs: header %zu: pax records that lie about their length (skipped, with "
+					    "its entry)",
 					    seq);
 					memset(&px, 0, sizeof(px));
 					skip_next = true;

@@ -40,8 +40,7 @@ typedef int (*tarfs_read_fn)(void *ctx, uint64_t off, void *buf, size_t n);
  * fs left empty: -EINVAL (not a tar archive, a bad checksum, an entry that
  * runs past the end), -E2BIG (more than TARFS_MAX_ENTRIES), -ENOMEM, or the
  * read's error. Each problem is logged through log (NULL: silent). */
-int tarfs_build(struct tarfs *fs, tarfs_read_fn read, void *ctx, uint64_t size,
-                void (*log)(const char *fmt, ...));
+int tarfs_build(struct tarfs *fs, tarfs_read_fn read, void *ctx, uint64_t size, void (*log)(const char *fmt, ...));
 void tarfs_free(struct tarfs *fs);
 
 /* The entry for a normalised path, or NULL. */

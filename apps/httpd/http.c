@@ -210,8 +210,7 @@ static int hex(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-int http_path(const char *target, size_t len, char *out, size_t cap, bool *slash, const char **query,
-              size_t *query_len)
+int http_path(const char *target, size_t len, char *out, size_t cap, bool *slash, const char **query, size_t *query_len)
 {
 	char dec[HTTP_MAX_PATH];
 	size_t d = 0, i = 0;
@@ -350,8 +349,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 }
 
 static const char wdays[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"}; /* 1970-01-01: Thursday */
-static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 void http_date(int64_t t, char out[30])
 {
@@ -413,8 +411,8 @@ int64_t http_parse_date(const char *s, size_t len)
 {
 	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
 	unsigned d, y, hh, mm, ss, m;
-	if (len != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
-	    s[19] != ':' || s[22] != ':' || memcmp(s + 25, " GMT", 4) != 0)
+	if (len != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[19] != ':' ||
+	    s[22] != ':' || memcmp(s + 25, " GMT", 4) != 0)
 		return -1;
 	if (!digits(s + 5, 2, &d) || !digits(s + 12, 4, &y) || !digits(s + 17, 2, &hh) || !digits(s + 20, 2, &mm) ||
 	    !digits(s + 23, 2, &ss))

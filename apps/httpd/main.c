@@ -44,7 +44,6 @@
 #ifndef __ringlet__
 #define MAX_CONNS 1024
 #else
-#include <malloc.h>
 #include <ringlet/blk.h>
 #include <ringlet/fs.h>
 #include <ringlet/net.h>
@@ -99,6 +98,7 @@ static bool quiet, bench;
 static struct cached *cache[CACHE_BUCKETS];
 static uint64_t cache_bytes;
 static uint64_t start_ns;
+static uintptr_t start_brk;
 static struct {
 	uint64_t requests, bytes, accepted, refused, timeouts;
 	uint64_t status[6]; /* 1xx..5xx */
@@ -211,21 +211,36 @@ fail:
 static const char *reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 416: return "Range Not Satisfiable";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 416:
+		return "Range Not Satisfiable";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -356,12 +371,23 @@ static void bhtml(struct buf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': bprintf(b, "&lt;"); break;
-		case '>': bprintf(b, "&gt;"); break;
-		case '&': bprintf(b, "&amp;"); break;
-		case '"': bprintf(b, "&quot;"); break;
-		case '\'': bprintf(b, "&#39;"); break;
-		default: bprintf(b, "%c", *s);
+		case '<':
+			bprintf(b, "&lt;");
+			break;
+		case '>':
+			bprintf(b, "&gt;");
+			break;
+		case '&':
+			bprintf(b, "&amp;");
+			break;
+		case '"':
+			bprintf(b, "&quot;");
+			break;
+		case '\'':
+			bprintf(b, "&#39;");
+			break;
+		default:
+			bprintf(b, "%c", *s);
 		}
 	}
 }
@@ -461,18 +487,20 @@ static void status_page(struct conn *c, bool json, bool send_body)
 	struct buf b = {0};
 	uint64_t up_ms = (now_ns() - start_ns) / 1000000;
 	if (json)
-		bprintf(&b, "{\"uptime_ms\":%llu,\"connections\":%d,\"requests\":%llu,\"bytes_sent\":%llu,"
-		            "\"cache_bytes\":%llu",
+		bprintf(&b,
+		        "{\"uptime_ms\":%llu,\"connections\":%d,\"requests\":%llu,\"bytes_sent\":%llu,"
+		        "\"cache_bytes\":%llu",
 		        (unsigned long long)up_ms, nconns, (unsigned long long)stats.requests,
 		        (unsigned long long)stats.bytes, (unsigned long long)cache_bytes);
 	else
-		bprintf(&b,
-		        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Ringlet status</title></head><body>\n"
-		        "<h1>Ringlet status</h1>\n<p>Up %llu.%03llu s; %d connections open; %llu requests, %llu bytes "
-		        "sent; %llu KiB of files cached.</p>\n",
-		        (unsigned long long)(up_ms / 1000), (unsigned long long)(up_ms % 1000), nconns,
-		        (unsigned long long)stats.requests, (unsigned long long)stats.bytes,
-		        (unsigned long long)(cache_bytes >> 10));
+		bprintf(
+		    &b,
+		    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Ringlet status</title></head><body>\n"
+		    "<h1>Ringlet status</h1>\n<p>Up %llu.%03llu s; %d connections open; %llu requests, %llu bytes "
+		    "sent; %llu KiB of files cached.</p>\n",
+		    (unsigned long long)(up_ms / 1000), (unsigned long long)(up_ms % 1000), nconns,
+		    (unsigned long long)stats.requests, (unsigned long long)stats.bytes,
+		    (unsigned long long)(cache_bytes >> 10));
 #ifndef __ringlet__
 	/* The Linux build: the kernel's figures are Linux's own (/proc), not shown here. */
 	if (json)
@@ -482,26 +510,34 @@ static void status_page(struct conn *c, bool json, bool send_body)
 		bprintf(&b, "<p>Linux build: disks, network, entropy, balloon and memory: not present.</p>\n");
 #else
 	/* Disks. */
-	bprintf(&b, json ? ",\"disks\":[" : "<h2>Disks</h2>\n<table border=\"1\"><tr><th>name</th><th>bytes</th>"
-	                                    "<th>bus</th><th>transport</th><th>wake-up</th><th>wake-ups</th><th>read-only</th></tr>\n");
+	bprintf(&b, json ? ",\"disks\":["
+	                 : "<h2>Disks</h2>\n<table border=\"1\"><tr><th>name</th><th>bytes</th>"
+	                   "<th>bus</th><th>transport</th><th>wake-up</th><th>wake-ups</th><th>read-only</th></tr>\n");
 	for (int i = 0; i < blk_count(); i++) {
 		struct blk_info in;
 		if (blk_info(i, &in) != 0)
 			continue;
 		if (json)
-			bprintf(&b, "%s{\"name\":\"%s\",\"bytes\":%llu,\"bus\":\"%s\",\"modern\":%s,\"wakeup\":\"%s\","
-			            "\"wakeups\":%llu,\"read_only\":%s}",
-			        i ? "," : "", in.name, (unsigned long long)in.size, in.bus, in.modern ? "true" : "false",
-			        in.wakeup, (unsigned long long)in.wakeups, in.read_only ? "true" : "false");
+			bprintf(&b,
+			        "%s{\"name\":\"%s\",\"bytes\":%llu,\"bus\":\"%s\",\"modern\":%s,\"wakeup\":\"%s\","
+			        "\"wakeups\":%llu,\"read_only\":%s}",
+			        i ? "," : "", in.name, (unsigned long long)in.size, in.bus,
+			        in.modern ? "true" : "false", in.wakeup, (unsigned long long)in.wakeups,
+			        in.read_only ? "true" : "false");
 		else
-			bprintf(&b, "<tr><td>%s</td><td>%llu</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td><td>%s</td></tr>\n",
-			        in.name, (unsigned long long)in.size, in.bus, in.modern ? "modern" : "legacy", in.wakeup,
-			        (unsigned long long)in.wakeups, in.read_only ? "yes" : "no");
+			bprintf(&b,
+			        "<tr><td>%s</td><td>%llu</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td><td>%s</"
+			        "td></tr>\n",
+			        in.name, (unsigned long long)in.size, in.bus, in.modern ? "modern" : "legacy",
+			        in.wakeup, (unsigned long long)in.wakeups, in.read_only ? "yes" : "no");
 	}
 	bprintf(&b, json ? "]" : "</table>\n");
 	/* Network. */
-	bprintf(&b, json ? ",\"net\":[" : "<h2>Network</h2>\n<table border=\"1\"><tr><th>name</th><th>MAC</th><th>IPv4</th>"
-	                                  "<th>link</th><th>rx frames</th><th>tx frames</th><th>rx dropped</th><th>tx dropped</th></tr>\n");
+	bprintf(&b,
+	        json
+	            ? ",\"net\":["
+	            : "<h2>Network</h2>\n<table border=\"1\"><tr><th>name</th><th>MAC</th><th>IPv4</th>"
+	              "<th>link</th><th>rx frames</th><th>tx frames</th><th>rx dropped</th><th>tx dropped</th></tr>\n");
 	for (int i = 0; i < ringlet_net_count(); i++) {
 		struct ringlet_netif ni;
 		if (ringlet_net_info(i, &ni) != 0)
@@ -510,17 +546,21 @@ static void status_page(struct conn *c, bool json, bool send_body)
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", ni.mac[0], ni.mac[1], ni.mac[2], ni.mac[3],
 		         ni.mac[4], ni.mac[5]);
 		if (json)
-			bprintf(&b, "%s{\"name\":\"%s\",\"mac\":\"%s\",\"ipv4\":\"%s/%u\",\"link_up\":%s,\"rx_frames\":%llu,"
-			            "\"tx_frames\":%llu,\"rx_dropped\":%llu,\"tx_dropped\":%llu,\"features\":\"%s\"}",
-			        i ? "," : "", ni.name, mac, ni.ipv4, ni.prefix, ni.link_up ? "true" : "false",
-			        (unsigned long long)ni.rx_frames, (unsigned long long)ni.tx_frames,
-			        (unsigned long long)ni.rx_dropped, (unsigned long long)ni.tx_dropped, ni.features);
+			bprintf(
+			    &b,
+			    "%s{\"name\":\"%s\",\"mac\":\"%s\",\"ipv4\":\"%s/%u\",\"link_up\":%s,\"rx_frames\":%llu,"
+			    "\"tx_frames\":%llu,\"rx_dropped\":%llu,\"tx_dropped\":%llu,\"features\":\"%s\"}",
+			    i ? "," : "", ni.name, mac, ni.ipv4, ni.prefix, ni.link_up ? "true" : "false",
+			    (unsigned long long)ni.rx_frames, (unsigned long long)ni.tx_frames,
+			    (unsigned long long)ni.rx_dropped, (unsigned long long)ni.tx_dropped, ni.features);
 		else
-			bprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s/%u</td><td>%s</td><td>%llu</td><td>%llu</td><td>%llu</td>"
-			            "<td>%llu</td></tr>\n",
-			        ni.name, mac, ni.ipv4, ni.prefix, ni.link_up ? "up" : "down", (unsigned long long)ni.rx_frames,
-			        (unsigned long long)ni.tx_frames, (unsigned long long)ni.rx_dropped,
-			        (unsigned long long)ni.tx_dropped);
+			bprintf(
+			    &b,
+			    "<tr><td>%s</td><td>%s</td><td>%s/%u</td><td>%s</td><td>%llu</td><td>%llu</td><td>%llu</td>"
+			    "<td>%llu</td></tr>\n",
+			    ni.name, mac, ni.ipv4, ni.prefix, ni.link_up ? "up" : "down",
+			    (unsigned long long)ni.rx_frames, (unsigned long long)ni.tx_frames,
+			    (unsigned long long)ni.rx_dropped, (unsigned long long)ni.tx_dropped);
 	}
 	bprintf(&b, json ? "]" : "</table>\n");
 	/* Entropy. */
@@ -529,8 +569,9 @@ static void status_page(struct conn *c, bool json, bool send_body)
 	if (json) {
 		bprintf(&b, ",\"entropy\":{\"seeded_from\":\"");
 		bjson(&b, ri.seeded_from);
-		bprintf(&b, "\",\"weak\":%s,\"virtio_rng\":%s,\"reseeds\":%llu,\"bytes\":%llu}", ri.weak ? "true" : "false",
-		        ri.virtio_rng ? "true" : "false", (unsigned long long)ri.reseeds, (unsigned long long)ri.bytes);
+		bprintf(&b, "\",\"weak\":%s,\"virtio_rng\":%s,\"reseeds\":%llu,\"bytes\":%llu}",
+		        ri.weak ? "true" : "false", ri.virtio_rng ? "true" : "false", (unsigned long long)ri.reseeds,
+		        (unsigned long long)ri.bytes);
 	} else {
 		bprintf(&b, "<h2>Entropy</h2>\n<p>Seeded from ");
 		bhtml(&b, ri.seeded_from);
@@ -540,14 +581,17 @@ static void status_page(struct conn *c, bool json, bool send_body)
 	}
 	/* The balloon: no driver in this kernel yet. */
 	bprintf(&b, json ? ",\"balloon\":\"not present\"" : "<h2>Balloon</h2>\n<p>not present</p>\n");
-	/* Memory: newlib's malloc arena. */
-	struct mallinfo mi = mallinfo();
+	/* Memory: how far malloc has moved the program break since httpd started (the kernel
+	 * offers no total yet: "not present"). */
+	uint64_t grown = (uint64_t)((uintptr_t)sbrk(0) - start_brk);
 	if (json)
-		bprintf(&b, ",\"memory\":{\"heap_bytes\":%llu,\"in_use_bytes\":%llu}}\n", (unsigned long long)mi.arena,
-		        (unsigned long long)mi.uordblks);
+		bprintf(&b, ",\"memory\":{\"heap_grown_bytes\":%llu,\"total\":\"not present\"}}\n",
+		        (unsigned long long)grown);
 	else
-		bprintf(&b, "<h2>Memory</h2>\n<p>heap %llu KiB, in use %llu KiB</p>\n</body></html>\n",
-		        (unsigned long long)mi.arena >> 10, (unsigned long long)mi.uordblks >> 10);
+		bprintf(&b,
+		        "<h2>Memory</h2>\n<p>heap grown by %llu KiB since httpd started; total: not present</p>\n"
+		        "</body></html>\n",
+		        (unsigned long long)(grown >> 10));
 #endif
 #ifndef __ringlet__
 	if (!json)
@@ -598,7 +642,8 @@ static void serve_file(struct conn *c, const struct http_request *req, const cha
 		stats.status[3]++;
 		char date[30];
 		http_date((int64_t)time(NULL), date);
-		out_printf(c, "HTTP/1.1 304 Not Modified\r\nServer: ringlet-httpd\r\nDate: %s\r\n%sConnection: %s\r\n\r\n",
+		out_printf(c,
+		           "HTTP/1.1 304 Not Modified\r\nServer: ringlet-httpd\r\nDate: %s\r\n%sConnection: %s\r\n\r\n",
 		           date, extra, c->close_after ? "close" : "keep-alive");
 		return;
 	}
@@ -609,7 +654,8 @@ static void serve_file(struct conn *c, const struct http_request *req, const cha
 		if (r < 0) {
 			snprintf(extra + n, sizeof(extra) - (size_t)n, "Content-Range: bytes */%llu\r\n",
 			         (unsigned long long)size);
-			respond_mem(c, 416, "text/plain; charset=utf-8", "416 Range Not Satisfiable\n", 26, send_body, extra);
+			respond_mem(c, 416, "text/plain; charset=utf-8", "416 Range Not Satisfiable\n", 26, send_body,
+			            extra);
 			return;
 		}
 		if (r > 0) {
@@ -692,7 +738,8 @@ static void handle(struct conn *c, const struct http_request *req)
 			return;
 		}
 		char index[sizeof(fs_path) + 16];
-		snprintf(index, sizeof(index), "%s%sindex.html", fs_path, fs_path[strlen(fs_path) - 1] == '/' ? "" : "/");
+		snprintf(index, sizeof(index), "%s%sindex.html", fs_path,
+		         fs_path[strlen(fs_path) - 1] == '/' ? "" : "/");
 		struct stat ist;
 		if (stat(index, &ist) == 0 && S_ISREG(ist.st_mode)) {
 			serve_file(c, req, index, &ist, send_body);
@@ -916,6 +963,7 @@ int main(int argc, char **argv)
 	if (bench)
 		quiet = true; /* a console line per request would be the benchmark's bottleneck */
 	start_ns = now_ns();
+	start_brk = (uintptr_t)sbrk(0);
 	signal(SIGPIPE, SIG_IGN);
 	if (bench) {
 		printf("BENCH-READY %llu\n", (unsigned long long)start_ns);
@@ -956,7 +1004,8 @@ int main(int argc, char **argv)
 			pfd[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
 		int first = n;
 		for (int i = 0; i < nconns; i++)
-			pfd[n++] = (struct pollfd){.fd = conns[i]->fd, .events = conns[i]->responding ? POLLOUT : POLLIN};
+			pfd[n++] =
+			    (struct pollfd){.fd = conns[i]->fd, .events = conns[i]->responding ? POLLOUT : POLLIN};
 		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
 			die("poll");
 		/* Back to front: conn_close() moves the last connection into the gap. */
