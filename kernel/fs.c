@@ -183,7 +183,7 @@ int ringlet_mount_tar(const char *dir, const char *disk)
 	for (int i = 0; i < blk_count(); i++)
 		if (blk_info(i, &info) == 0 && strcmp(info.name, disk) == 0)
 			which = i;
-	if (which < 0)
+	if (which < 0 || blk_info(which, &info) != 0)
 		return -ENODEV;
 	if (fd_mounted(dir))
 		return -EBUSY;

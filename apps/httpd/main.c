@@ -100,7 +100,7 @@ static uint64_t cache_bytes;
 static uint64_t start_ns;
 static uintptr_t start_brk;
 static struct {
-	uint64_t requests, bytes, accepted, refused, timeouts;
+	uint64_t requests, bytes, accepted, refused, evicted, timeouts;
 	uint64_t status[6]; /* 1xx..5xx */
 } stats;
 
@@ -881,16 +881,37 @@ static bool receive(struct conn *c)
 	return true;
 }
 
+/* When every slot is taken, the connection idle the longest (nothing asked,
+ * nothing owed) makes room for a newcomer, as a keep-alive connection may
+ * be closed at any time (RFC 9112 §9.5); false when none is idle. */
+static bool evict_idle(void)
+{
+	int victim = -1;
+	for (int i = 0; i < nconns; i++)
+		if (!conns[i]->responding && !conns[i]->in_len &&
+		    (victim < 0 || conns[i]->last_ns < conns[victim]->last_ns))
+			victim = i;
+	if (victim < 0)
+		return false;
+	stats.evicted++;
+	conn_close(victim);
+	return true;
+}
+
 static void accept_all(int ls)
 {
 	for (;;) {
 		struct sockaddr_in sa;
 		socklen_t sl = sizeof(sa);
 		int fd = accept(ls, (struct sockaddr *)&sa, &sl);
-		if (fd < 0)
+		if (fd < 0) {
+			/* Out of descriptors: make room for the next one the same way. */
+			if ((errno == EMFILE || errno == ENFILE) && evict_idle())
+				continue;
 			return;
-		if (nconns == MAX_CONNS) {
-			/* Full: the newcomer is closed at once, the others are served. */
+		}
+		if (nconns == MAX_CONNS && !evict_idle()) {
+			/* Full of busy connections: the newcomer is closed at once. */
 			stats.refused++;
 			close(fd);
 			continue;
