@@ -1,7 +1,9 @@
 # Ringlet: one application + the kernel + newlib, linked into one PVH ELF.
 #
 #   make [APP=hello]      build build/APP/ringlet.elf (+ .asm disassembly, .sym symbol map)
-#   make run [APP=..] [ARGS="..."] [RUNFLAGS="--machine microvm ..."]
+#   make run              httpd serving the guide (docs/ as HTML on a tar disk) at
+#                         http://127.0.0.1:8080/ (or the next free port)
+#   make run APP=.. [ARGS="..."] [RUNFLAGS="--machine microvm ..."]
 #                         build and boot it in QEMU (scripts/run --help)
 #   make test             host unit tests, fuzz targets (a bounded run) and QEMU integration tests
 #   make fuzz [FUZZ=name] [FUZZ_SECONDS=60]
@@ -16,7 +18,7 @@
 # Dependencies (Debian packages, newlib built once into build/) are checked
 # and installed by scripts/deps, which every target below calls first.
 
-APP ?= hello
+APP ?= httpd
 BUILD := build
 ARGS ?=
 RUNFLAGS ?=
@@ -93,7 +95,7 @@ LIBS := --start-group $(NET_LIB) $(LWIP_LIB) $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
 
-.PHONY: all deps run debug image test unit-test fuzz fuzz-test integration-test bench clean distclean format format-check help
+.PHONY: all deps run site debug image test unit-test fuzz fuzz-test integration-test bench clean distclean format format-check help
 all: $(ELF)
 
 help:
@@ -187,9 +189,25 @@ image: $(ELF) $(BUILD)/efi/BOOTX64.EFI
 deps:
 	$(Q)scripts/deps
 
+# The guide as a web site: docs/*.md through cmark-gfm, packed with tar (scripts/mksite).
+SITE_TAR := $(BUILD)/site/site.tar
+site: $(SITE_TAR)
+$(SITE_TAR): scripts/mksite $(wildcard docs/*)
+	$(Q)scripts/deps --quiet test
+	@$(if $(Q),echo "  MKSITE  $@")
+	$(Q)scripts/mksite docs $(BUILD)/site >/dev/null
+
+# httpd runs with the guide on a tar disk and the devices it shows (scripts/serve);
+# any other application as scripts/run boots it.
+ifeq ($(APP),httpd)
+run: $(ELF) $(SITE_TAR)
+	$(Q)scripts/deps --quiet run
+	$(Q)scripts/serve $(RUNFLAGS) -- $(ARGS)
+else
 run: $(ELF)
 	$(Q)scripts/deps --quiet run
 	$(Q)scripts/run $(RUNFLAGS) $(APP) -- $(ARGS)
+endif
 
 debug: $(ELF)
 	$(Q)scripts/deps --quiet run
