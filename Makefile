@@ -263,7 +263,7 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # `make test` runs each over its seeds plus FUZZ_RUNS fresh inputs (a fixed
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/).
-FUZZ_TARGETS := cmdline pci virtio_caps inet
+FUZZ_TARGETS := cmdline pci virtio_caps inet tar http
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -278,6 +278,8 @@ $(BUILD)/fuzz/fuzz_virtio_caps: tests/fuzz/fuzz_virtio_caps.c drivers/virtio/vir
 $(BUILD)/fuzz/fuzz_inet: FUZZ_CFLAGS += -Dinet_pton=ringlet_inet_pton -Dinet_ntop=ringlet_inet_ntop \
 	-Dinet_aton=ringlet_inet_aton -Dinet_addr=ringlet_inet_addr -Dinet_ntoa=ringlet_inet_ntoa
 $(BUILD)/fuzz/fuzz_inet: tests/fuzz/fuzz_inet.c kernel/net/inet.c
+$(BUILD)/fuzz/fuzz_tar: tests/fuzz/fuzz_tar.c kernel/tarfs.c kernel/tarfs.h
+$(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c apps/httpd/http.c apps/httpd/http.h
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")

@@ -294,9 +294,11 @@ static int add_parents(struct builder *b)
 		strcpy(path, b->r[i].path);
 		for (char *s = strrchr(path, '/'); s && !err; s = strrchr(path, '/')) {
 			*s = '\0';
-			/* The previous entry usually shares its parents: skip the easy repeats. */
-			if (i && strncmp(b->r[i - 1].path, path, strlen(path)) == 0 &&
-			    (b->r[i - 1].path[strlen(path)] == '/' || b->r[i - 1].path[strlen(path)] == '\0'))
+			/* The previous entry usually lies under the same directory, whose
+			 * parents were added for it: skip the repeats. (Only under it: a
+			 * previous entry that is this very path may be a file.) */
+			size_t l = strlen(path);
+			if (i && strncmp(b->r[i - 1].path, path, l) == 0 && b->r[i - 1].path[l] == '/')
 				break;
 			err = push(b, path, SEQ_IMPLICIT, true, 0, 0, b->r[i].mtime, 0755);
 		}
