@@ -78,10 +78,11 @@ struct virtio_dev {
 	volatile uint8_t *devcfg;
 	uint32_t devcfg_len; /* every access is checked against it */
 
-	/* Legacy PCI: the I/O port base of BAR0 (§4.1.4.8) and its size (the device
-	 * configuration starts at 0x14 in it, or 0x18 once MSI-X is enabled). */
+	/* Legacy PCI: the I/O port base of BAR0 (§4.1.4.8), its size, and where the device
+	 * configuration starts in it (0x14, or 0x18 once MSI-X is enabled). */
 	uint16_t io;
 	uint32_t io_size;
+	uint32_t legacy_cfg;
 
 	/* virtio-mmio: the register block (§4.2.2). */
 	volatile uint8_t *mmio;
@@ -90,9 +91,8 @@ struct virtio_dev {
 	/* The wait loop's wake-up (virtio_irq_setup()): a vector (kernel/irq.c)
 	 * or 0 when only the timer wakes the loop for this device. */
 	int irq_vector;
-	char wake[16];     /* for the boot log: "msix", "intx irq 11", "irq 5", "timer only" */
-	uint8_t msix_cap;  /* PCI: the MSI-X capability, when it is enabled */
-	bool msix_enabled; /* PCI: legacy device config starts at 0x18 (§4.1.4.8) */
+	char wake[16];    /* for the boot log: "msix", "intx irq 11", "irq 5", "timer only" */
+	uint8_t msix_cap; /* PCI: the MSI-X capability, when it is enabled */
 };
 
 /* The device type of a virtio PCI function, or 0 when it is not one. */
