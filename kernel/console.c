@@ -82,6 +82,8 @@ static bool uart_ready(void *arg)
 	return inb(COM1 + UART_LSR) & LSR_DATA_READY;
 }
 
+bool console_rx_ready(void) { return uart_present && uart_ready(NULL); }
+
 /* The UART has no wake-up interrupt here: the wait loop looks at it every
  * 10 ms (and after every device wake-up) while a read waits. */
 #define CONSOLE_TICK_NS 10000000ull
