@@ -196,6 +196,42 @@ def test_parse_and_match():
     assert check_output(["64 MiB"], "63 MiB\n") == "64 MiB"
 
 
+def untracked():
+    """Files in the work tree that git does not know and does not ignore."""
+    done = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=root(),
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
+    return set(done.stdout.split()) if done.returncode == 0 else set()
+
+
 @pytest.mark.parametrize("block", [b for b in ALL if not b.skip], ids=lambda b: b.name)
 def test_guide_block(block):
+    before = untracked()
     run_block(block)
+    # A command of the guide leaves its files in /tmp or build/, not in the reader's source tree.
+    assert untracked() <= before, "%s left %s in the work tree" % (block.name, untracked() - before)
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+
+
+def test_index_lists_every_chapter():
+    """docs/README.md is the table of contents: every chapter is in it."""
+    index = open(os.path.join(DOCS, "README.md"), encoding="utf-8").read()
+    listed = {m.group(1) for m in LINK.finditer(index)}
+    chapters = {os.path.basename(p) for p in glob.glob(os.path.join(DOCS, "*.md"))} - {"README.md"}
+    assert chapters <= listed, "not in docs/README.md: %s" % sorted(chapters - listed)
+
+
+def test_relative_links_resolve():
+    """Links between chapters and to drawings point at files that exist."""
+    broken = []
+    for p in sorted(glob.glob(os.path.join(DOCS, "*.md"))):
+        text = open(p, encoding="utf-8").read()
+        text = re.sub(r"```.*?```", "", text, flags=re.S)
+        for m in LINK.finditer(text):
+            target = m.group(1)
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not os.path.exists(os.path.join(DOCS, target)):
+                broken.append("%s: %s" % (os.path.basename(p), target))
+    assert not broken, broken
