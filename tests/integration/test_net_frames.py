@@ -415,3 +415,43 @@ def test_a_burst_of_frames_keeps_the_ring_full(sockdir):
     finally:
         guest.stop()
         peer.close()
+
+
+def test_fragmented_echo_request_is_reassembled(sockdir):
+    """A 4000-byte echo request in 1500-byte fragments: lwIP reassembles it from the driver's
+    receive buffers (pbufs over the ring's memory) and answers with the whole payload, in
+    fragments of its own."""
+    from scapy.all import fragment
+
+    path = os.path.join(sockdir, "n0")
+    peer = Peer(path)
+    guest = Guest(["--net", "dgram:" + path, "--append", "ip=10.0.3.15/24"])
+    mac = GUEST_MACS[0]
+    try:
+        guest.wait_serving()
+        arp_exchange(peer, "10.0.3.15", mac, "10.0.3.2")
+        payload = bytes((i * 11 + 3) & 0xff for i in range(4000))
+        req = IP(src="10.0.3.2", dst="10.0.3.15", id=4242) / ICMP(type=8, id=0xf4a, seq=9) / Raw(payload)
+        frags = fragment(req, fragsize=1480)
+        assert len(frags) == 3
+        for f in reversed(frags):  # out of order, too
+            peer.send(Ether(dst=mac, src=PEER_MAC) / f)
+        got = []
+
+        def last(f):
+            if IP in f and f[IP].proto == 1 and f[IP].src == "10.0.3.15":
+                got.append(f)
+                return sum(len(bytes(g[IP].payload)) for g in got) >= 8 + len(payload)
+            return False
+
+        peer.recv_until(last, answer_arp=("10.0.3.2", PEER_MAC))
+        assert all(g[IP].len <= 1500 for g in got)
+        data = b"".join(bytes(g[IP].payload) for g in sorted(got, key=lambda g: g[IP].frag))
+        icmp = ICMP(data)
+        assert (icmp.type, icmp.id, icmp.seq) == (0, 0xf4a, 9)
+        assert bytes(icmp.payload) == payload
+        whole = IP(src="10.0.3.15", dst="10.0.3.2") / ICMP(type=0, id=0xf4a, seq=9) / Raw(payload)
+        assert icmp.chksum == IP(bytes(whole))[ICMP].chksum
+    finally:
+        guest.stop()
+        peer.close()
