@@ -91,6 +91,8 @@ struct virtio_net_info {
 	bool csum_tx, csum_rx, mrg_rxbuf, event_idx, modern;
 	uint32_t rx_buf_size;
 	uint16_t rx_queue, tx_queue; /* queue sizes */
+	uint16_t hdr_len;            /* bytes of struct virtio_net_hdr in use: 12, or 10 (legacy) */
+	bool hdr_inline;             /* virtio_net_tx_inline() may be used */
 };
 
 /* Takes a device a transport found (and reset); note gets "eth0 52:54:00:12:34:56".
@@ -112,6 +114,12 @@ bool virtio_net_poll(struct virtio_net *n);
  * -EIO (the device is stopped). */
 int virtio_net_tx(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg, const struct virtio_net_csum *csum,
                   void *cookie);
+/* The same, with the header in the info.hdr_len bytes just before segs[0].addr, which the
+ * caller owns and the driver may write: header and frame then share a descriptor, and the
+ * queue holds twice as many frames. Only when info.hdr_inline (the device accepts any
+ * layout: VIRTIO_F_VERSION_1 or VIRTIO_F_ANY_LAYOUT, §5.1.6.2); else -EINVAL. */
+int virtio_net_tx_inline(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg,
+                         const struct virtio_net_csum *csum, void *cookie);
 /* Reclaims used transmit chains only (tx_done for each); for a sender waiting for room,
  * which must not receive (it may be inside the stack). True when any came back. */
 bool virtio_net_reclaim(struct virtio_net *n);
