@@ -20,8 +20,7 @@
 #define SSIZE_MAX LONG_MAX
 #endif
 
-/* newlib has no <sys/time.h> struct timeval clash to avoid, and Ringlet's own socket
- * headers (include/sys/socket.h) define the POSIX types; lwIP defines none of its own. */
+/* struct timeval comes from newlib's <sys/time.h>: lwIP must not define its own. */
 #define LWIP_TIMEVAL_PRIVATE 0
 
 /* Byte swaps as single instructions (Nanos found lwip_htons in its profiles). */
