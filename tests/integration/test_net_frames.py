@@ -455,3 +455,26 @@ def test_fragmented_echo_request_is_reassembled(sockdir):
     finally:
         guest.stop()
         peer.close()
+
+
+@pytest.mark.parametrize("virtio", ["modern", "legacy"])
+def test_jumbo_frame_over_mergeable_buffers(sockdir, virtio):
+    """With an MTU of 9000 offered, an 8028-byte echo request arrives in one frame that QEMU
+    spreads over several 2 KiB receive buffers (MRG_RXBUF); the guest answers it in one frame
+    as large, not in fragments."""
+    path = os.path.join(sockdir, "n0")
+    peer = Peer(path)
+    guest = Guest(["--net", "dgram:%s,%s,mtu=9000" % (path, virtio), "--append", "ip=10.0.3.15/24"])
+    mac = GUEST_MACS[0]
+    try:
+        guest.wait_serving()
+        assert re.search(r"netif eth0 .* mtu=9000 .*features=.*mrg_rxbuf", guest.output), guest.output
+        arp_exchange(peer, "10.0.3.15", mac, "10.0.3.2")
+        payload = bytes((i * 7 + 1) & 0xff for i in range(8000))
+        frame, data = ping(peer, "10.0.3.15", mac, "10.0.3.2", 0x9000, 3, payload)
+        check_reply(frame, "10.0.3.15", mac, "10.0.3.2", 0x9000, 3, payload)
+        assert frame[IP].flags.MF == 0 and frame[IP].frag == 0
+        assert len(data) == 14 + 20 + 8 + len(payload)
+    finally:
+        guest.stop()
+        peer.close()
