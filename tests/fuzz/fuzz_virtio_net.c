@@ -91,8 +91,8 @@ static void driver_tx(struct virtio_net *n, struct input *in)
 	uint32_t len = u16(in) % (9000 + 18);
 	struct virtq_buf seg = {frame + 12, len ? len : 1};
 	struct virtio_net_csum cs = {u16(in), u16(in)};
-	int err = (mode & 1 ? virtio_net_tx_inline : virtio_net_tx)(n, &seg, 1, mode & 2 ? &cs : NULL,
-	                                                            &cookies[mode % 64]);
+	int err =
+	    (mode & 1 ? virtio_net_tx_inline : virtio_net_tx)(n, &seg, 1, mode & 2 ? &cs : NULL, &cookies[mode % 64]);
 	if (err != 0 && err != -ENOSPC && err != -EINVAL && err != -EIO)
 		abort();
 	tx_added += err == 0;
