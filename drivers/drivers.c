@@ -12,6 +12,7 @@
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
 #include "virtio_net.h"
+#include "virtio_rng.h"
 
 /* Gives a found device to its driver; 0, or a negative errno. */
 static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t note_len)
@@ -23,6 +24,9 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_RNG:
+		*driver = "virtio-rng";
+		return virtio_rng_probe(vd, note, note_len);
 	default:
 		*driver = NULL; /* a type Ringlet has no driver for */
 		return 0;

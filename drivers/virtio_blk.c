@@ -75,7 +75,6 @@ struct slot {
 	struct virtio_blk_req_hdr hdr;
 	struct virtio_blk_discard_write_zeroes range;
 	uint8_t status;
-	uint32_t expect_len;   /* bytes the device must report written */
 	uint64_t submitted_ns; /* time_ns() when it went to the device */
 	struct blk_request *req;
 	struct slot *next_free;
@@ -131,6 +130,10 @@ int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len
 
 	/* The configuration, read once the features are settled. */
 	virtio_config_read(&d->vd, CFG_CAPACITY, &d->sectors, 8);
+	/* Byte offsets are 64-bit and files' off_t signed: a capacity beyond
+	 * 2^63 bytes is more than anything can address, not a real disk. */
+	if (d->sectors > INT64_MAX / 512)
+		d->sectors = INT64_MAX / 512;
 	d->block_size = has(d, VIRTIO_BLK_F_BLK_SIZE) ? cfg32(d, CFG_BLK_SIZE) : 512;
 	if (d->block_size < 512 || d->block_size > 65536 || (d->block_size & (d->block_size - 1)))
 		d->block_size = 512; /* nonsense from the device: the spec's default */
@@ -175,7 +178,12 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	memcpy(info->name, d->name, sizeof(info->name));
-	info->size = d->sectors * 512;
+	/* capacity counts 512-byte sectors whatever blk_size is (§5.2.5: "the
+	 * units used in the protocol (always 512 bytes)"), but requests go in
+	 * whole blocks (a device with 4 KiB logical blocks, such as QEMU's
+	 * logical_block_size=4096, refuses anything else): a partial last
+	 * block cannot be read, so it is not part of the disk. */
+	info->size = ALIGN_DOWN(d->sectors * 512, (uint64_t)d->block_size);
 	info->block_size = d->block_size;
 	info->read_only = has(d, VIRTIO_BLK_F_RO);
 	info->flush = has(d, VIRTIO_BLK_F_FLUSH);
@@ -245,13 +253,11 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 		if (n < 0)
 			return n;
 		n_out = r->op == BLK_WRITE ? n : 1;
-		s->expect_len = r->op == BLK_READ ? r->len + 1 : 1;
 		break;
 	case BLK_FLUSH:
 		s->hdr.type = VIRTIO_BLK_T_FLUSH;
 		s->hdr.sector = 0;
 		n = n_out = 1;
-		s->expect_len = 1;
 		break;
 	case BLK_GET_ID:
 		s->hdr.type = VIRTIO_BLK_T_GET_ID;
@@ -259,7 +265,6 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 		b[1] = (struct virtq_buf){r->buf, VIRTIO_BLK_ID_BYTES};
 		n = 2;
 		n_out = 1;
-		s->expect_len = 0; /* the ID may be shorter than 20 bytes */
 		break;
 	case BLK_DISCARD:
 	case BLK_WRITE_ZEROES: {
@@ -274,7 +279,6 @@ int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
 		s->range = (struct virtio_blk_discard_write_zeroes){.sector = sector, .num_sectors = r->len / 512};
 		b[1] = (struct virtq_buf){&s->range, sizeof(s->range)};
 		n = n_out = 2;
-		s->expect_len = 1;
 		break;
 	}
 	default:
@@ -351,10 +355,15 @@ int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
 		}
 		struct slot *s = cookie;
 		struct blk_request *r = s->req;
+		/* The status byte decides, not the used length: the queue has
+		 * already refused a length above the writable buffers, and a
+		 * shorter one is no sign of missing data (§2.7.8.2: "The device
+		 * MAY write more than len bytes"); legacy devices are known to
+		 * report it wrongly (Linux stopped checking it, commit
+		 * f124034faa91). A device that never wrote the status leaves our
+		 * 0xff there: -EIO. */
+		(void)len;
 		r->status = status_errno(s->status);
-		/* A read that claims success must have delivered every byte. */
-		if (r->status == 0 && s->expect_len && len != s->expect_len)
-			r->status = -EIO;
 		s->req = NULL;
 		s->next_free = d->free_slots;
 		d->free_slots = s;

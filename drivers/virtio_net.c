@@ -254,9 +254,9 @@ static void stop(struct virtio_net *n, const char *why)
 	if (n->stopped)
 		return;
 	n->stopped = why;
-	virtio_reset(&n->vd);
+	bool reset = virtio_reset(&n->vd);
 	klog("%s: %s; the NIC is stopped", n->name, why);
-	if (virtio_status(&n->vd) != 0) {
+	if (!reset) {
 		/* A device that will not reset may still write into the buffers: keep them. */
 		klog("%s: the device did not reset: its buffers are abandoned, not reused", n->name);
 		return;

@@ -55,6 +55,11 @@ static uint64_t mcfg_base; /* ECAM base for segment 0 */
 static uint64_t virtio_mmio_base[MAX_VIRTIO_MMIO];
 static int nvirtio_mmio;
 static uint8_t mcfg_bus_end;
+/* The FADT's fixed I/O port blocks, [start, length], for kernel/pci.c: no
+ * I/O BAR may land on them. */
+#define MAX_PORT_BLOCKS 8
+static uint32_t port_blocks[MAX_PORT_BLOCKS][2];
+static int nport_blocks;
 
 static bool checksum_ok(const void *p, size_t n)
 {
@@ -144,6 +149,21 @@ static void parse_fadt(const struct acpi_header *fadt)
 		dsdt = *(const uint64_t *)(f + 140); /* X_DSDT */
 	if (pm1a < 0x10000)
 		pm1a_cnt = (uint16_t)pm1a;
+	/* §5.2.9 Table 5.9: SMI_CMD at 48; the PM1a/b event, PM1a/b control,
+	 * PM2 control, PM timer, GPE0 and GPE1 blocks at 56..84, their lengths
+	 * (one byte each; PM1 event and control lengths shared by a and b) at
+	 * 88..93. A block of address 0 is absent. */
+	if (fadt->length >= 94) {
+		static const uint8_t len_at[8] = {88, 88, 89, 89, 90, 91, 92, 93};
+		uint32_t smi = *(const uint32_t *)(f + 48);
+		if (smi && smi < 0x10000)
+			port_blocks[nport_blocks][0] = smi, port_blocks[nport_blocks++][1] = 1;
+		for (int i = 0; i < 8 && nport_blocks < MAX_PORT_BLOCKS; i++) {
+			uint32_t base = *(const uint32_t *)(f + 56 + 4 * i), len = f[len_at[i]];
+			if (base && len && base < 0x10000)
+				port_blocks[nport_blocks][0] = base, port_blocks[nport_blocks++][1] = len;
+		}
+	}
 	/* SLEEP_CONTROL_REG at offset 244 (ACPI 5.0+, §5.2.9 Table 5.9). */
 	if (fadt->length >= 256 && f[244] <= 1) {
 		sleep_ctl_space = f[244];
@@ -198,6 +218,14 @@ void acpi_init(uint64_t rsdp_addr)
 	       s5_found ? "found" : "missing", slp_typ_s5, mcfg_base);
 }
 
+int acpi_fixed_ports(uint32_t (*blocks)[2], int max)
+{
+	int n = nport_blocks < max ? nport_blocks : max;
+	for (int i = 0; i < n; i++)
+		blocks[i][0] = port_blocks[i][0], blocks[i][1] = port_blocks[i][1];
+	return n;
+}
+
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end)
 {
 	*base = mcfg_base;
@@ -214,10 +242,13 @@ void acpi_poweroff(void)
 	} else if (sleep_ctl_addr) {
 		/* §4.8.3.7: SLP_TYPx in bits 2-4, SLP_EN in bit 5. */
 		uint8_t v = (uint8_t)((slp_typ_s5 & 7) << 2 | 1 << 5);
+		volatile void *reg = sleep_ctl_space == 1 ? NULL : mmio_map(sleep_ctl_addr, 1);
 		if (sleep_ctl_space == 1)
 			outb((uint16_t)sleep_ctl_addr, v);
+		else if (reg)
+			mmio_write8(reg, v);
 		else
-			mmio_write8(mmio_map(sleep_ctl_addr, 1), v);
+			return; /* mmio_map() said why; the caller falls back */
 	} else {
 		return;
 	}

@@ -16,7 +16,6 @@
 
 #include <ringlet/blk.h>
 
-#include "../drivers/virtio/virtq.h"
 #include "../drivers/virtio_blk.h"
 #include "fd.h"
 #include "io.h"
@@ -31,10 +30,12 @@ struct disk {
 	uint8_t *bounce; /* one block, for partial-block file I/O */
 	char path[16];
 	/* Completions a synchronous call reaped for someone else's
-	 * asynchronous requests: handed out first by the next poll. There
-	 * are never more than the queue holds. */
-	struct blk_request *held[VIRTQ_MAX_SIZE];
-	unsigned nheld;
+	 * asynchronous requests, oldest first, handed out first by the next
+	 * poll. Chained through the requests' own ->priv, not kept in an
+	 * array: a held request has already given its slot back, so its owner
+	 * may fill the queue again before reaping, and there is no bound on
+	 * how many are held. */
+	struct blk_request *held_head, *held_tail;
 	uint64_t deadline_checked_ns; /* when wait_loop() last looked for a stuck request */
 };
 
@@ -86,12 +87,29 @@ int blk_submit(int i, struct blk_request *r)
 	return virtio_blk_submit(d->dev, r);
 }
 
-/* Completed requests: first those held for their owner, then the device's. */
+static void hold(struct disk *d, struct blk_request *r)
+{
+	r->priv = NULL;
+	if (d->held_tail)
+		d->held_tail->priv = r;
+	else
+		d->held_head = r;
+	d->held_tail = r;
+}
+
+/* Completed requests: first those held for their owner (in the order they
+ * completed), then the device's. */
 static int reap(struct disk *d, struct blk_request **done, int max)
 {
 	int n = 0;
-	while (n < max && d->nheld)
-		done[n++] = d->held[--d->nheld];
+	while (n < max && d->held_head) {
+		struct blk_request *r = d->held_head;
+		d->held_head = r->priv;
+		if (!d->held_head)
+			d->held_tail = NULL;
+		r->priv = NULL;
+		done[n++] = r;
+	}
 	return n + virtio_blk_poll(d->dev, done + n, max - n);
 }
 
@@ -146,7 +164,7 @@ static int wait_and_hold(struct disk *d, struct blk_request *mine)
 	int n = wait_loop(d, done, 8, false);
 	for (int k = 0; k < n; k++)
 		if (done[k] != mine)
-			d->held[d->nheld++] = done[k];
+			hold(d, done[k]);
 	return n;
 }
 

@@ -17,7 +17,7 @@ struct fd_ops {
 	int (*open)(void *ctx, int flags); /* optional: refuse e.g. writes */
 	ssize_t (*read)(void *ctx, void *buf, size_t n, uint64_t off);
 	ssize_t (*write)(void *ctx, const void *buf, size_t n, uint64_t off); /* NULL: read-only */
-	int (*fsync)(void *ctx);                                              /* optional */
+	int (*fsync)(void *ctx);                                              /* optional (else EINVAL) */
 	int (*close)(void *ctx);                                              /* optional */
 	uint64_t (*size)(void *ctx);                                          /* optional: bytes */
 	uint32_t (*block_size)(void *ctx);                                    /* optional */

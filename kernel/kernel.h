@@ -93,8 +93,14 @@ uintptr_t pmem_top(void); /* end of the highest usable RAM */
 void pmem_largest_free(uintptr_t *start, uintptr_t *end);
 
 void paging_init(const struct boot_info *bi);
-/* Maps device registers uncached (identity); returns the address to use. */
+/* Maps device registers uncached (identity); returns the address to use, or
+ * NULL (with a log line) when [phys, phys+len) is not surely device space:
+ * RAM the memory map lists, the first MiB, the kernel image, beyond the
+ * CPU's address width. Every caller copes with NULL. */
 volatile void *mmio_map(uint64_t phys, size_t len);
+/* Why mmio_map() would refuse the range (a few words), or NULL if it would
+ * not; then *past (if not NULL) is the first address after what refused it. */
+const char *mmio_refusal(uint64_t phys, uint64_t len, uint64_t *past);
 /* Makes one page fault on any access (guard pages). */
 void paging_unmap_page(uintptr_t va);
 bool paging_is_mapped(uintptr_t va);
@@ -123,6 +129,9 @@ void acpi_init(uint64_t rsdp);
 void acpi_poweroff(void);
 /* The memory-mapped PCI configuration space of segment 0 (from MCFG). */
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end);
+/* The I/O port blocks the FADT names (SMI command, PM1a/b event and control,
+ * PM2 control, PM timer, GPE0/1), as [first port, length]; returns how many. */
+int acpi_fixed_ports(uint32_t (*blocks)[2], int max);
 /* The virtio-mmio register blocks the DSDT lists; returns how many. */
 int acpi_virtio_mmio(uint64_t *bases, int max);
 

@@ -3,9 +3,12 @@
  * (newlib's *-elf configuration calls write(), sbrk(), ... directly).
  *
  * There is no user mode and no process: a "system call" is a function call.
- * File descriptors 0-2 are the serial console; devices registered with
- * fd_register_device() (the disks: /dev/vda, ...) can be opened by name.
- * What Ringlet cannot do (fork, exec, links, ...) fails with ENOSYS.
+ * File descriptors 0-2 start as the serial console and close like any other
+ * (the kernel's own log writes to the console directly); devices registered
+ * with fd_register_device() (the disks: /dev/vda, ...) can be opened by
+ * name. What Ringlet cannot do (fork, exec, links, ...) fails with ENOSYS.
+ * Where POSIX leaves room, Linux's behaviour is the model (apps/posixedge
+ * compares the two).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -101,6 +104,21 @@ int open(const char *path, int flags, ...)
 		return -1;
 	}
 	int acc = flags & O_ACCMODE;
+	/* Every path there is exists already and none is a directory. */
+	if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (flags & O_DIRECTORY) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	/* POSIX: "[EINVAL] The value of the oflag argument is not valid."
+	 * (Linux instead opens mode 3 for neither reading nor writing.) */
+	if (acc != O_RDONLY && acc != O_WRONLY && acc != O_RDWR) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (acc != O_RDONLY && !d->ops->write) {
 		errno = EROFS;
 		return -1;
@@ -144,8 +162,10 @@ int close(int fd)
 	if (!f)
 		return -1;
 	int err = f->ops->close ? f->ops->close(f->ctx) : 0;
-	if (fd >= 3)
-		f->ops = NULL; /* the console stays open underneath */
+	/* 0-2 too: the next open() takes the lowest free number, as POSIX
+	 * asks. The console itself stays usable: klog() does not go
+	 * through descriptors. */
+	f->ops = NULL;
 	if (err < 0) {
 		errno = -err;
 		return -1;
@@ -161,6 +181,8 @@ static ssize_t do_io(struct open_file *f, bool write, void *buf, size_t n, uint6
 		errno = EBADF;
 		return -1;
 	}
+	if (n == 0)
+		return 0; /* nothing to move, even past the end of a disk */
 	ssize_t r = write ? f->ops->write(f->ctx, buf, n, off) : f->ops->read(f->ctx, buf, n, off);
 	if (r < 0) {
 		errno = (int)-r;
@@ -184,11 +206,17 @@ static ssize_t stream_io(int fd, bool write, void *buf, size_t n)
 
 static ssize_t positioned_io(int fd, bool write, void *buf, size_t n, off_t off)
 {
+	/* The offset first, as Linux: a negative one is EINVAL even on a
+	 * descriptor that is not open. */
+	if (off < 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	struct open_file *f = file_get(fd);
 	if (!f)
 		return -1;
-	if (off < 0 || f->ops->is_tty) {
-		errno = off < 0 ? EINVAL : ESPIPE;
+	if (f->ops->is_tty) {
+		errno = ESPIPE;
 		return -1;
 	}
 	return do_io(f, write, buf, n, (uint64_t)off);
@@ -208,16 +236,20 @@ off_t lseek(int fd, off_t off, int whence)
 		errno = ESPIPE;
 		return -1;
 	}
+	/* Offsets and sizes stay at most INT64_MAX (see virtio_blk_probe()),
+	 * so base fits; base + off may not. Like Linux, a result that is
+	 * negative or does not fit an off_t is EINVAL, and the offset stays. */
 	int64_t base = whence == SEEK_SET                   ? 0
 	               : whence == SEEK_CUR                 ? (int64_t)f->offset
 	               : whence == SEEK_END && f->ops->size ? (int64_t)f->ops->size(f->ctx)
 	                                                    : -1;
-	if (base < 0 || (off < 0 && -off > base)) {
+	int64_t pos;
+	if (base < 0 || __builtin_add_overflow(base, (int64_t)off, &pos) || pos < 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	f->offset = (uint64_t)(base + off);
-	return (off_t)f->offset;
+	f->offset = (uint64_t)pos;
+	return (off_t)pos;
 }
 
 int fsync(int fd)
@@ -225,7 +257,9 @@ int fsync(int fd)
 	struct open_file *f = file_get(fd);
 	if (!f)
 		return -1;
-	int err = f->ops->fsync ? f->ops->fsync(f->ctx) : 0;
+	/* Linux: EINVAL for "a special file which does not support
+	 * synchronization" (the console, a socket). */
+	int err = f->ops->fsync ? f->ops->fsync(f->ctx) : -EINVAL;
 	if (err < 0) {
 		errno = -err;
 		return -1;

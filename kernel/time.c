@@ -49,7 +49,11 @@ static uint64_t realtime_at_boot_ns;
 static uint32_t lapic_read(uint32_t reg) { return lapic[reg / 4]; }
 static void lapic_write(uint32_t reg, uint32_t v) { lapic[reg / 4] = v; }
 
-void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
+void lapic_eoi(void)
+{
+	if (lapic)
+		lapic_write(LAPIC_EOI, 0);
+}
 
 /*
  * Starts the APIC timer counting down from the top, so time_init() can
@@ -226,7 +230,9 @@ uint64_t time_realtime_ns(void)
 static void ioapic_mask_all(void)
 {
 	volatile uint32_t *io = (volatile uint32_t *)mmio_map(IOAPIC_BASE, PAGE_SIZE);
-	io[0] = 1; /* IOAPICVER */
+	if (!io)
+		return; /* mmio_map() said why; nothing routed can reach us unmapped either */
+	io[0] = 1;      /* IOAPICVER */
 	uint32_t ver = io[4];
 	if (ver == 0xffffffff)
 		return; /* no IOAPIC here */
@@ -243,6 +249,13 @@ void time_lapic_init(void)
 {
 	ioapic_mask_all();
 	lapic = (volatile uint32_t *)mmio_map((uintptr_t)lapic, PAGE_SIZE);
+	if (!lapic) {
+		/* The memory map calls the APIC's page RAM: a broken platform.
+		 * Waits then spin instead of halting (time_idle() checks lapic_hz). */
+		lapic_hz = 0;
+		klog("time: TSC %lu MHz (%s), no APIC timer: idle waits will spin", tsc_hz / 1000000, tsc_source);
+		return;
+	}
 	lapic_write(LAPIC_TIMER_INIT, 0);
 	lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR); /* one-shot, unmasked */
 	klog("time: TSC %lu MHz (%s), APIC timer %lu MHz", tsc_hz / 1000000, tsc_source, lapic_hz / 1000000);

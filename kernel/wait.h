@@ -22,8 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define NSEC_PER_SEC  1000000000ull
-#define WAIT_FOREVER  UINT64_MAX
+#define NSEC_PER_SEC 1000000000ull
+#define WAIT_FOREVER UINT64_MAX
 
 struct wait_source {
 	const char *name; /* for the debug log: "vda", "eth0", "lwip timers" */

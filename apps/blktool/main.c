@@ -15,6 +15,15 @@
  *                                synchronous read among them); prints how
  *                                many were in flight and the SHA-256 of the
  *                                data in disk order
+ *   rounds DEV COUNT             COUNT rounds of: fill the queue with 4 KiB
+ *                                reads, then one synchronous read, without
+ *                                reaping; then take every completion and
+ *                                check each came back exactly once; prints
+ *                                the SHA-256 of the asynchronous data in
+ *                                disk order and of the synchronous reads
+ *   eof DEV                      fstat's size, then read() from 0 until it
+ *                                returns 0: prints both, the SHA-256 of what
+ *                                was read and what a pread at the size gives
  *   sleep SECONDS                wait (tests use it to kill a running guest)
  *
  * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
@@ -28,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ringlet/blk.h>
@@ -229,6 +239,144 @@ static int cmd_parallel(int disk, const char *dev, unsigned long long count)
 	return 0;
 }
 
+/*
+ * The held completions of synchronous calls: a synchronous call that meets
+ * others' completions keeps them for their owner, who has already got their
+ * slots back and may fill the queue again before reaping anything. Round k
+ * submits reads of the next 4 KiB blocks until the queue is full, then reads
+ * block k synchronously; only at the end are the completions collected, and
+ * each request must come back exactly once, with its own block's bytes.
+ */
+static int cmd_rounds(int disk, const char *dev, unsigned long long rounds)
+{
+	struct blk_info in;
+	blk_info(disk, &in);
+	unsigned long long max = rounds * in.queue_size;
+	if (rounds == 0 || rounds > 64 || max * 4096 > in.size)
+		return fail("rounds", dev, EINVAL);
+	struct blk_request *reqs = calloc(max, sizeof(*reqs)), *done[64];
+	uint8_t *data = memalign(4096, max * 4096), *sync = malloc(rounds * 4096), digest[32];
+	unsigned *seen = calloc(max, sizeof(*seen));
+	unsigned long long submitted = 0, completed = 0;
+	int err = 0;
+	if (!reqs || !data || !sync || !seen)
+		return fail("rounds", dev, ENOMEM);
+	for (unsigned long long k = 0; k < rounds && !err; k++) {
+		for (;;) {
+			if (submitted == max) {
+				err = ENOSPC; /* the queue took more than it holds */
+				break;
+			}
+			struct blk_request *r = &reqs[submitted];
+			*r = (struct blk_request){.op = BLK_READ,
+			                          .offset = submitted * 4096ull,
+			                          .buf = data + submitted * 4096ull,
+			                          .len = 4096};
+			int e = blk_submit(disk, r);
+			if (e == -EAGAIN)
+				break; /* full */
+			if (e) {
+				err = -e;
+				break;
+			}
+			submitted++;
+		}
+		int e = err ? 0 : blk_read(disk, k * 4096, sync + k * 4096, 4096);
+		if (e)
+			err = -e;
+	}
+	/* Every completion, held or not, exactly once. */
+	while (!err && completed < submitted) {
+		int n = blk_wait(disk, done, 64);
+		if (n < 0) {
+			err = -n;
+			break;
+		}
+		if (n == 0) {
+			printf("error: rounds %s: %llu requests never came back\n", dev, submitted - completed);
+			err = EIO;
+		}
+		for (int i = 0; i < n; i++) {
+			unsigned long long idx = (unsigned long long)(done[i] - reqs);
+			if (done[i] < reqs || idx >= submitted || seen[idx]++) {
+				printf("error: rounds %s: request %lld came back twice or was never sent\n", dev,
+				       (long long)(done[i] - reqs));
+				err = EIO;
+				break;
+			}
+			if (done[i]->status)
+				err = -done[i]->status;
+		}
+		completed += n > 0 ? (unsigned)n : 0;
+	}
+	/* The synchronous reads must agree with the asynchronous ones. */
+	for (unsigned long long k = 0; !err && k < rounds; k++)
+		if (memcmp(sync + k * 4096, data + k * 4096, 4096) != 0)
+			err = EIO;
+	if (!err) {
+		printf("rounds %s %llu requests=%llu completed=%llu sha256=", dev, rounds, submitted, completed);
+		struct sha256 s;
+		sha256_init(&s);
+		sha256_update(&s, data, submitted * 4096);
+		sha256_final(&s, digest);
+		for (int i = 0; i < 32; i++)
+			printf("%02x", digest[i]);
+		sha256_init(&s);
+		sha256_update(&s, sync, rounds * 4096);
+		sha256_final(&s, digest);
+		printf(" sync=");
+		for (int i = 0; i < 32; i++)
+			printf("%02x", digest[i]);
+		printf("\n");
+	}
+	free(reqs);
+	free(data);
+	free(sync);
+	free(seen);
+	return err ? fail("rounds", dev, err) : 0;
+}
+
+/* The size a file reports must be the bytes it gives: read to the end. */
+static int cmd_eof(const char *dev)
+{
+	char path[16];
+	struct stat st;
+	snprintf(path, sizeof(path), "/dev/%s", dev);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return fail("eof", dev, errno);
+	uint8_t *buf = malloc(CHUNK), digest[32];
+	if (!buf || fstat(fd, &st) != 0) {
+		int err = buf ? errno : ENOMEM;
+		free(buf);
+		close(fd);
+		return fail("eof", dev, err);
+	}
+	struct sha256 s;
+	sha256_init(&s);
+	unsigned long long total = 0;
+	ssize_t got;
+	/* An odd length, so that the reads do not stay block aligned. */
+	while ((got = read(fd, buf, CHUNK - 1000)) > 0) {
+		sha256_update(&s, buf, (size_t)got);
+		total += (unsigned long long)got;
+	}
+	int err = got < 0 ? errno : 0;
+	ssize_t at_end = err ? 0 : pread(fd, buf, 512, st.st_size);
+	if (at_end < 0)
+		err = errno;
+	free(buf);
+	close(fd);
+	if (err)
+		return fail("eof", dev, err);
+	sha256_final(&s, digest);
+	printf("eof %s size=%lld read=%llu at_end=%zd sha256=", dev, (long long)st.st_size, total, at_end);
+	for (int i = 0; i < 32; i++)
+		printf("%02x", digest[i]);
+	printf("\n");
+	return 0;
+}
+
 /* Each command and how many operands it takes; -1 for an unknown one. */
 static int operands(const char *cmd)
 {
@@ -236,8 +384,8 @@ static int operands(const char *cmd)
 		const char *name;
 		int operands;
 	} commands[] = {
-	    {"info", 0},   {"flush", 1}, {"id", 1},      {"sleep", 1}, {"parallel", 2},
-	    {"sha256", 3}, {"zero", 3},  {"discard", 3}, {"fill", 4},
+	    {"info", 0}, {"flush", 1},  {"id", 1},   {"sleep", 1},   {"parallel", 2}, {"rounds", 2},
+	    {"eof", 1},  {"sha256", 3}, {"zero", 3}, {"discard", 3}, {"fill", 4},
 	};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))
@@ -283,6 +431,10 @@ int main(int argc, char **argv)
 			rc = cmd_fill(a[0], n[0], n[1], n[2]);
 		else if (!strcmp(cmd, "parallel"))
 			rc = cmd_parallel(disk, a[0], n[0]);
+		else if (!strcmp(cmd, "eof"))
+			rc = cmd_eof(a[0]);
+		else if (!strcmp(cmd, "rounds"))
+			rc = cmd_rounds(disk, a[0], n[0]);
 		else if (!strcmp(cmd, "zero") || !strcmp(cmd, "discard")) {
 			err = !strcmp(cmd, "zero") ? blk_write_zeroes(disk, n[0], n[1]) : blk_discard(disk, n[0], n[1]);
 			if (err)

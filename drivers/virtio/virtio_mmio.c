@@ -82,11 +82,12 @@ static void notify(struct virtq *q, void *reg)
 	mmio_write32(reg, q->index);
 }
 
-static void queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
 	(void)index;
 	*fn = notify;
-	*ctx = (void *)(vd->mmio + MMIO_QUEUE_NOTIFY);
+	*ctx = (void *)(vd->mmio + MMIO_QUEUE_NOTIFY); /* one register for all queues */
+	return 0;
 }
 
 static void queue_enable(struct virtio_dev *vd, struct virtq *q)
@@ -110,7 +111,7 @@ static void queue_enable(struct virtio_dev *vd, struct virtq *q)
 
 static bool config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
 {
-	if (off + len > MMIO_SIZE - MMIO_CONFIG || off + len < off)
+	if ((uint64_t)off + len > MMIO_SIZE - MMIO_CONFIG)
 		return false;
 	/* §4.2.2.2: field-width accesses, as for PCI. */
 	for (uint32_t i = 0, w; i < len; i += w) {
@@ -127,7 +128,7 @@ static int config_generation(struct virtio_dev *vd) { return vd->t->modern ? (in
 
 static void config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	if (off + 4 <= MMIO_SIZE - MMIO_CONFIG)
+	if ((uint64_t)off + 4 <= MMIO_SIZE - MMIO_CONFIG) /* 64-bit: off + 4 must not wrap */
 		wr(vd, MMIO_CONFIG + off, v);
 }
 
@@ -153,6 +154,8 @@ int virtio_mmio_probe(struct virtio_dev *vd, uint64_t base)
 	memset(vd, 0, sizeof(*vd));
 	vd->mmio = (volatile uint8_t *)mmio_map(base, MMIO_SIZE);
 	ksnprintf(vd->where, sizeof(vd->where), "mmio 0x%lx", (unsigned long)base);
+	if (!vd->mmio)
+		return -ENODEV; /* RAM or the kernel's own range: mmio_map said why */
 	if (rd(vd, MMIO_MAGIC_VALUE) != MMIO_MAGIC)
 		return -ENODEV;
 	uint32_t version = rd(vd, MMIO_VERSION);
@@ -168,6 +171,9 @@ int virtio_mmio_probe(struct virtio_dev *vd, uint64_t base)
 		return -ENODEV;
 	}
 	vd->modern = vd->t->modern;
-	virtio_reset(vd);
+	if (!virtio_reset(vd)) {
+		klog("virtio %s: did not reset (status never read 0): given up", vd->where);
+		return -EIO;
+	}
 	return 0;
 }

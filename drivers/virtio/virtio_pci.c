@@ -17,6 +17,7 @@
 #include "../../kernel/kernel.h"
 #include "../../kernel/pci.h"
 #include "virtio_dev.h"
+#include "virtio_pci_caps.h"
 
 int virtio_pci_type(const struct pci_dev *pci)
 {
@@ -31,38 +32,32 @@ int virtio_pci_type(const struct pci_dev *pci)
 
 /* ---- finding the modern structures ------------------------------------- */
 
-static volatile uint8_t *map_cap(struct pci_dev *pci, uint8_t cap, uint32_t *len)
-{
-	uint8_t bar = pci_read8(pci, cap + 4);
-	uint32_t off = pci_read32(pci, cap + 8), length = pci_read32(pci, cap + 12);
-	if (bar > 5 || pci->bar[bar].io || length == 0)
-		return NULL;
-	if (len)
-		*len = length;
-	return pci_map_bar(pci, bar, off, length);
-}
+static uint32_t cfg_read32(void *ctx, uint8_t off) { return pci_read32(ctx, off); }
 
+/* The capability walk and its checks are in virtio_pci_caps.c; here the
+ * validated regions are mapped. */
 static bool modern_probe(struct virtio_dev *vd)
 {
 	struct pci_dev *pci = vd->pci;
-	/* §4.1.4: "The driver SHOULD use the first instance of each virtio
-	 * structure type it can support." */
-	for (uint8_t cap = pci_find_cap(pci, VIRTIO_PCI_CAP_ID_VNDR, 0); cap;
-	     cap = pci_find_cap(pci, VIRTIO_PCI_CAP_ID_VNDR, cap)) {
-		uint8_t type = pci_read8(pci, cap + 3);
-		if (type == VIRTIO_PCI_CAP_COMMON_CFG && !vd->common) {
-			uint32_t len;
-			vd->common = (volatile void *)map_cap(pci, cap, &len);
-			if (vd->common && len < sizeof(struct virtio_pci_common_cfg))
-				vd->common = NULL;
-		} else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG && !vd->notify_base) {
-			vd->notify_base = map_cap(pci, cap, NULL);
-			vd->notify_mult = pci_read32(pci, cap + 16);
-		} else if (type == VIRTIO_PCI_CAP_ISR_CFG && !vd->isr_reg) {
-			vd->isr_reg = map_cap(pci, cap, NULL);
-		} else if (type == VIRTIO_PCI_CAP_DEVICE_CFG && !vd->devcfg) {
-			vd->devcfg = map_cap(pci, cap, &vd->devcfg_len);
-		}
+	struct virtio_pci_cfg_source src = {.read32 = cfg_read32, .ctx = pci};
+	struct virtio_pci_layout l;
+
+	for (int i = 0; i < 6; i++)
+		src.bar_size[i] = pci->bar[i].io || !pci->bar[i].addr ? 0 : pci->bar[i].size;
+	const char *why = virtio_pci_parse_caps(&src, &l);
+	if (why) {
+		if (l.any) /* silent for a legacy-only device: it has nothing to refuse */
+			klog("virtio %s: modern interface refused: %s", vd->where, why);
+		return false;
+	}
+	vd->common = pci_map_bar(pci, l.common.bar, l.common.off, l.common.len);
+	vd->notify_base = pci_map_bar(pci, l.notify.bar, l.notify.off, l.notify.len);
+	vd->notify_len = l.notify.len;
+	vd->notify_mult = l.notify_mult;
+	vd->isr_reg = pci_map_bar(pci, l.isr.bar, l.isr.off, l.isr.len);
+	if (l.device.len) {
+		vd->devcfg = pci_map_bar(pci, l.device.bar, l.device.off, l.device.len);
+		vd->devcfg_len = vd->devcfg ? l.device.len : 0;
 	}
 	return vd->common && vd->notify_base && vd->isr_reg;
 }
@@ -102,11 +97,23 @@ static void notify_modern(struct virtq *q, void *doorbell)
 	mmio_write16(doorbell, q->index);
 }
 
-static void modern_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int modern_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
+	struct virtio_pci_layout l = {.notify = {.len = vd->notify_len}, .notify_mult = vd->notify_mult};
+	uint32_t doorbell;
+
 	mmio_write16(&vd->common->queue_select, index);
+	/* The device picks the doorbell: checked against the notify area as
+	 * it is read, in 64-bit arithmetic, or every kick would write there. */
+	uint16_t off = mmio_read16(&vd->common->queue_notify_off);
+	if (!virtio_pci_notify_ok(&l, off, &doorbell)) {
+		klog("virtio %s: queue %u's doorbell (%u x %u) is outside the %u-byte notify area", vd->where, index,
+		     off, vd->notify_mult, vd->notify_len);
+		return -EIO;
+	}
 	*fn = notify_modern;
-	*ctx = (void *)(vd->notify_base + (uint32_t)mmio_read16(&vd->common->queue_notify_off) * vd->notify_mult);
+	*ctx = (void *)(vd->notify_base + doorbell);
+	return 0;
 }
 
 static void modern_queue_enable(struct virtio_dev *vd, struct virtq *q)
@@ -128,7 +135,7 @@ static uint32_t field_width(uint32_t off, uint32_t left)
 
 static bool modern_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
 {
-	if (!vd->devcfg || off + len > vd->devcfg_len || off + len < off)
+	if (!vd->devcfg || (uint64_t)off + len > vd->devcfg_len)
 		return false;
 	for (uint32_t i = 0, w; i < len; i += w) {
 		uint32_t o = off + i, v;
@@ -145,7 +152,7 @@ static int modern_config_generation(struct virtio_dev *vd) { return mmio_read8(&
 
 static void modern_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	if (vd->devcfg && off + 4 <= vd->devcfg_len)
+	if (vd->devcfg && (uint64_t)off + 4 <= vd->devcfg_len) /* 64-bit: off + 4 must not wrap */
 		mmio_write32(vd->devcfg + off, v);
 }
 
@@ -194,11 +201,12 @@ static void notify_legacy(struct virtq *q, void *port)
 	outw((uint16_t)(uintptr_t)port, q->index);
 }
 
-static void legacy_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int legacy_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
 	(void)index;
 	*fn = notify_legacy;
-	*ctx = (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY);
+	*ctx = (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY); /* one port for all queues */
+	return 0;
 }
 
 static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
@@ -210,13 +218,19 @@ static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
 	     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
 }
 
+/* Whether [off, off + len) of the device configuration lies inside BAR0,
+ * after the header: 64-bit, so that no sum wraps. */
+static bool legacy_config_fits(const struct virtio_dev *vd, uint32_t off, uint32_t len)
+{
+	return (uint64_t)vd->legacy_cfg + off + len <= vd->io_size;
+}
+
 static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
 {
-	if (off + len > 256 || off + len < off)
-		return false; /* the I/O BAR is 256 bytes at most with the header */
+	if (!legacy_config_fits(vd, off, len))
+		return false;
 	for (uint32_t i = 0, w; i < len; i += w) {
-		/* MSI-X is never enabled, so the config starts at 0x14. */
-		uint16_t port = vd->io + VIRTIO_PCI_LEGACY_CONFIG + off + i;
+		uint16_t port = (uint16_t)(vd->io + vd->legacy_cfg + off + i);
 		uint32_t v;
 		w = field_width(off + i, len - i);
 		v = w == 4 ? inl(port) : w == 2 ? inw(port) : inb(port);
@@ -233,7 +247,8 @@ static int legacy_config_generation(struct virtio_dev *vd)
 
 static void legacy_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	outl(vd->io + VIRTIO_PCI_LEGACY_CONFIG + off, v);
+	if (legacy_config_fits(vd, off, 4))
+		outl((uint16_t)(vd->io + vd->legacy_cfg + off), v);
 }
 
 static uint8_t legacy_isr(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_ISR); }
@@ -267,7 +282,19 @@ int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci)
 	if (modern_probe(vd)) {
 		vd->t = &pci_modern;
 	} else if (pci->bar[0].io && pci->bar[0].addr) {
-		vd->io = (uint16_t)pci->bar[0].addr;
+		/* The registers are reached as io + offset in 16-bit port
+		 * numbers: the BAR must hold the header and end below 64 Ki. */
+		uint64_t base = pci->bar[0].addr, size = pci->bar[0].size;
+		if (size < VIRTIO_PCI_LEGACY_CONFIG || base + size > 0x10000) {
+			klog("virtio %s: legacy I/O BAR 0x%lx+0x%lx is too small or out of port range", vd->where,
+			     (unsigned long)base, (unsigned long)size);
+			return -ENODEV;
+		}
+		vd->io = (uint16_t)base;
+		vd->io_size = (uint32_t)size;
+		/* MSI-X is never enabled here, so the config starts after the
+		 * 20-byte header (0x18 with MSI-X: the two vector registers). */
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG;
 		vd->t = &pci_legacy;
 	} else if (pci->bar[0].io) {
 		/* A legacy-only device on a machine without I/O port routing (microvm). */
@@ -280,6 +307,9 @@ int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci)
 		return -ENODEV;
 	}
 	vd->modern = vd->t->modern;
-	virtio_reset(vd);
+	if (!virtio_reset(vd)) {
+		klog("virtio %s: did not reset (status never read 0): given up", vd->where);
+		return -EIO;
+	}
 	return 0;
 }

@@ -326,6 +326,7 @@ int virtq_get_used(struct virtq *q, void **cookie, uint32_t *len)
 
 	if (id >= q->size)
 		return mark_broken(q, "used id out of range");
+	id = virtq_index_nospec(id, q->size); /* no speculative chain[] read past the check */
 	c = &q->chain[id];
 	if (c->cookie == NULL)
 		return mark_broken(q, "used id is not the head of a chain in flight");

@@ -52,6 +52,23 @@
  */
 static inline uint64_t virtq_dma_addr(const volatile void *p) { return (uint64_t)(uintptr_t)p; }
 
+/*
+ * idx when idx < size, else 0, computed without a branch. A bounds check on an index the
+ * device wrote is a branch the CPU may predict wrongly, and then it reads array[idx]
+ * speculatively, out of bounds, leaving a trace in the cache (Spectre v1; Linux clamps with
+ * array_index_nospec()). So the checked index is also clamped with a mask: all ones when
+ * idx < size (the 64-bit difference is negative, its top bit set), zero otherwise. The empty
+ * asm hides the difference from the compiler, so that it cannot turn the mask back into the
+ * comparison and a branch. Use it right after the check, on the value that indexes.
+ */
+static inline uint32_t virtq_index_nospec(uint32_t idx, uint32_t size)
+{
+	uint64_t diff = (uint64_t)idx - size;
+	__asm__("" : "+r"(diff));
+	uint64_t mask = 0 - (diff >> 63);
+	return idx & (uint32_t)mask;
+}
+
 /* One buffer of a chain. The queue never dereferences addr: it only passes it to the device. */
 struct virtq_buf {
 	const void *addr; /* start of the buffer (the device writes it if it is an "in" buffer) */

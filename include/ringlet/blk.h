@@ -16,7 +16,10 @@
  *
  * Asynchronous use: fill a struct blk_request, blk_submit() it (-EAGAIN when
  * the queue is full: poll first), then blk_poll() hands completed requests
- * back with ->status set.
+ * back with ->status set. A request is the kernel's from blk_submit() until
+ * blk_poll() or blk_wait() hands it back: do not change or submit it again
+ * before then. Synchronous calls made in between keep the completions they
+ * meet for the next blk_poll(), however many there are.
  */
 #ifndef RINGLET_BLK_H
 #define RINGLET_BLK_H
@@ -36,7 +39,7 @@ enum blk_op {
 
 struct blk_info {
 	char name[8];        /* "vda" */
-	uint64_t size;       /* bytes */
+	uint64_t size;       /* bytes, whole blocks: what can be read */
 	uint32_t block_size; /* bytes; offsets and lengths are multiples */
 	bool read_only;
 	bool flush; /* the device has a write cache that flush empties */
@@ -58,7 +61,8 @@ struct blk_request {
 	uint32_t len;    /* bytes (BLK_DISCARD, BLK_WRITE_ZEROES: the range) */
 	void *user;      /* the caller's, untouched */
 	int status;      /* on completion: 0 or a negative errno */
-	/* private to the kernel */
+	/* private to the kernel (the block layer queues held completions
+	 * through it): whatever the caller leaves here is overwritten */
 	void *priv;
 };
 

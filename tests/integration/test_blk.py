@@ -371,6 +371,53 @@ def test_queue_full_of_requests(tmp_path, virtio):
     assert m.group(2) == sha(data[:count * 4096])
 
 
+@pytest.mark.parametrize("virtio", ["modern", "legacy"])
+def test_held_completions_many_rounds(tmp_path, virtio):
+    """Fill the queue, make a synchronous call, and again, without reaping:
+    the synchronous calls hold ever more completions for their owner (more
+    than the queue has entries). Every request must come back exactly once,
+    with its own block's bytes, and the synchronous reads with theirs."""
+    img = tmp_path / "h.img"
+    data = make_raw(img, seed=32)
+    rounds = 6
+    out = ok(blk(["info", "rounds", "vda", rounds], [img], virtio=virtio))
+    queue = int(info_line(out, "vda")["queue"])
+    m = re.search(r"^rounds vda %d requests=(\d+) completed=(\d+) sha256=([0-9a-f]{64}) sync=([0-9a-f]{64})$"
+                  % rounds, out, re.M)
+    assert m, out
+    requests = int(m.group(1))
+    # Each round after the first finds the queue emptied by the synchronous
+    # call before it, so more requests went out than the queue holds.
+    assert requests > 2 * queue, out
+    assert int(m.group(2)) == requests, out
+    assert m.group(3) == sha(data[:requests * 4096])
+    assert m.group(4) == sha(data[:rounds * 4096])
+
+
+# ---- the end of the disk --------------------------------------------------------
+
+@pytest.mark.parametrize("block", [512, 4096])
+def test_size_is_what_can_be_read(tmp_path, block):
+    """A disk of 16 MiB + 1536 bytes. With 4 KiB logical blocks the device
+    takes only whole 4 KiB requests, so the last 1536 bytes cannot be read:
+    fstat's size must be the 16 MiB that read() actually returns, and a read
+    there gives 0. With 512-byte blocks every byte can be read."""
+    img = tmp_path / "e.img"
+    data = make_raw(img, SIZE + 1536, seed=60)
+    readable = SIZE if block == 4096 else SIZE + 1536
+    out = ok(blk(["info", "eof", "vda", "sha256", "vda", readable - block, block],
+                 ["%s,block=%d" % (img, block)]))
+    info = info_line(out, "vda")
+    assert info["block"] == str(block) and info["size"] == str(readable), info
+    m = re.search(r"^eof vda size=(\d+) read=(\d+) at_end=(-?\d+) sha256=([0-9a-f]{64})$", out, re.M)
+    assert m, out
+    assert int(m.group(1)) == int(m.group(2)) == readable, out
+    assert int(m.group(3)) == 0, out
+    assert m.group(4) == sha(data[:readable])
+    # The last readable block, on its own.
+    assert sha_line(out, "vda", readable - block, block) == sha(data[readable - block:readable])
+
+
 # ---- several disks, serial numbers ---------------------------------------------
 
 def test_two_disks(tmp_path):

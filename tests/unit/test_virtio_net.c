@@ -131,12 +131,13 @@ static void t_notify(struct virtq *q, void *ctx)
 	(void)ctx;
 	dev.notifies[q->index]++;
 }
-static void t_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int t_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
 	(void)vd;
 	(void)index;
 	*fn = t_notify;
 	*ctx = NULL;
+	return 0;
 }
 static void t_queue_enable(struct virtio_dev *vd, struct virtq *q)
 {

@@ -921,6 +921,24 @@ static void test_device_scribbles_descriptors(void)
 	fix_free(f);
 }
 
+/* The branch-free clamp on device-written indices: idx inside, 0 outside, at every edge. */
+static void test_index_nospec(void)
+{
+	for (uint32_t size = 1; size <= 65536; size *= 2) {
+		CHECK_EQ(virtq_index_nospec(0, size), 0);
+		CHECK_EQ(virtq_index_nospec(size - 1, size), size - 1);
+		CHECK_EQ(virtq_index_nospec(size, size), 0);
+		CHECK_EQ(virtq_index_nospec(size + 1, size), 0);
+		CHECK_EQ(virtq_index_nospec(0xffffffffu, size), 0);
+		CHECK_EQ(virtq_index_nospec(0x80000000u + size - 1, size), 0);
+	}
+	CHECK_EQ(virtq_index_nospec(0, 0), 0);
+	CHECK_EQ(virtq_index_nospec(5, 0), 0);
+	CHECK_EQ(virtq_index_nospec(299, 300), 299);
+	CHECK_EQ(virtq_index_nospec(0xfffffffeu, 0xffffffffu), 0xfffffffeu);
+	CHECK_EQ(virtq_index_nospec(0xffffffffu, 0xffffffffu), 0);
+}
+
 int main(void)
 {
 	RUN_TEST(test_ring_layout);
@@ -944,5 +962,6 @@ int main(void)
 	RUN_TEST(test_bad_len);
 	RUN_TEST(test_bad_idx_jump);
 	RUN_TEST(test_device_scribbles_descriptors);
+	RUN_TEST(test_index_nospec);
 	return check_report();
 }

@@ -27,8 +27,7 @@
 #define lwip_htons(x) ((u16_t)__builtin_bswap16((u16_t)(x)))
 #define lwip_htonl(x) ((u32_t)__builtin_bswap32((u32_t)(x)))
 
-/* Randomness for ports, DHCP transaction ids, TCP ISNs: RDRAND when the CPU has it,
- * else the TSC mixed. XXX: another issue brings a CSPRNG; use it here then. */
+/* Randomness for ports, DHCP transaction ids, TCP ISNs: the kernel's CSPRNG (sys_arch.c). */
 uint32_t net_random32(void);
 #define LWIP_RAND() ((u32_t)net_random32())
 

@@ -1,0 +1,63 @@
+/*
+ * kstubs.c: the few kernel services the drivers call, for host-side tests
+ * that link driver code (virtio.c, virtio_pci.c, virtio_blk.c): pages come
+ * from aligned_alloc, the log goes to a buffer the test can read, time is a
+ * counter the test moves.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel.h"
+#include "kstubs.h"
+
+struct kernel_options kopt;
+char kstub_log[4096];
+uint64_t kstub_now_ns;
+
+void *page_alloc(size_t npages)
+{
+	void *p = aligned_alloc(PAGE_SIZE, npages * PAGE_SIZE);
+	if (p)
+		memset(p, 0, npages * PAGE_SIZE);
+	return p;
+}
+
+void page_free(void *p, size_t npages)
+{
+	(void)npages;
+	free(p);
+}
+
+int ksnprintf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* Each line is appended to kstub_log (what a test checks) and, with
+ * KSTUB_VERBOSE set in the environment, printed. */
+void klog(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	size_t used = strlen(kstub_log);
+	snprintf(kstub_log + used, sizeof(kstub_log) - used, "%s\n", line);
+	if (getenv("KSTUB_VERBOSE"))
+		fprintf(stderr, "klog: %s\n", line);
+}
+
+uint64_t time_ns(void) { return kstub_now_ns; }
+
+volatile void *mmio_map(uint64_t phys, size_t len)
+{
+	(void)len;
+	return (volatile void *)(uintptr_t)phys; /* the tests' "physical" addresses are heap pointers */
+}
