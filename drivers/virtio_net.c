@@ -180,14 +180,16 @@ int virtio_net_probe(const struct virtio_dev *found, char *note, size_t note_len
 		n->rx_slots[i].next_free = n->rx_free;
 		n->rx_free = &n->rx_slots[i];
 	}
+	/* A wake-up interrupt for both queues (MSI-X or the IOAPIC), when the machine has one. */
+	virtio_irq_setup(&n->vd, 2);
 	/* 8. DRIVER_OK. Receive buffers come when the glue attaches; until then the device
 	 * drops what arrives, as it would for a full queue. */
 	virtio_ready(&n->vd);
 	n->link_up = read_link(n);
 	n->link_checked_ns = time_ns();
 
-	ksnprintf(note, note_len, "%s %02x:%02x:%02x:%02x:%02x:%02x", n->name, n->mac[0], n->mac[1], n->mac[2],
-	          n->mac[3], n->mac[4], n->mac[5]);
+	ksnprintf(note, note_len, "%s %02x:%02x:%02x:%02x:%02x:%02x, %s", n->name, n->mac[0], n->mac[1], n->mac[2],
+	          n->mac[3], n->mac[4], n->mac[5], n->vd.wake);
 	nnics++;
 	return 0;
 }
@@ -238,6 +240,17 @@ void virtio_net_features(const struct virtio_net *n, char *buf, size_t len)
 
 bool virtio_net_link_up(const struct virtio_net *n) { return n->link_up && !n->stopped; }
 bool virtio_net_stopped(const struct virtio_net *n) { return n->stopped != NULL; }
+bool virtio_net_can_wake(const struct virtio_net *n) { return n->vd.irq_vector != 0; }
+
+/* Frames that arrived before the notification was on are a reason not to halt. Transmit
+ * completions are not: they are reclaimed on the next poll whenever that comes. */
+bool virtio_net_arm(struct virtio_net *n) { return !n->stopped && virtq_enable_notify(&n->rxq); }
+
+void virtio_net_disarm(struct virtio_net *n)
+{
+	if (!n->stopped)
+		virtq_disable_notify(&n->rxq);
+}
 
 void virtio_net_stats(const struct virtio_net *n, struct virtio_net_stats *st)
 {

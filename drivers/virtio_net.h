@@ -126,6 +126,12 @@ bool virtio_net_reclaim(struct virtio_net *n);
 /* Notifies the device of the frames queued since the last kick (one exit per batch). */
 void virtio_net_kick(struct virtio_net *n);
 bool virtio_net_link_up(const struct virtio_net *n);
+/* Whether the device has a wake-up interrupt (virtio_irq_setup()): only then is arming worth it. */
+bool virtio_net_can_wake(const struct virtio_net *n);
+/* Before the wait loop halts: used-buffer notifications on for the receive queue; true when
+ * frames already wait (then poll, do not halt). After: off again. */
+bool virtio_net_arm(struct virtio_net *n);
+void virtio_net_disarm(struct virtio_net *n);
 /* The device broke the ring rules and was stopped. */
 bool virtio_net_stopped(const struct virtio_net *n);
 
