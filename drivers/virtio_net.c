@@ -213,6 +213,7 @@ void virtio_net_info(const struct virtio_net *n, struct virtio_net_info *info)
 	info->tx_queue = n->txq.size;
 	info->hdr_len = (uint16_t)n->hdr_len;
 	info->hdr_inline = n->vd.modern || has(n, VIRTIO_F_ANY_LAYOUT);
+	ksnprintf(info->wake, sizeof(info->wake), "%s", n->vd.wake);
 }
 
 void virtio_net_features(const struct virtio_net *n, char *buf, size_t len)
@@ -241,6 +242,7 @@ void virtio_net_features(const struct virtio_net *n, char *buf, size_t len)
 bool virtio_net_link_up(const struct virtio_net *n) { return n->link_up && !n->stopped; }
 bool virtio_net_stopped(const struct virtio_net *n) { return n->stopped != NULL; }
 bool virtio_net_can_wake(const struct virtio_net *n) { return n->vd.irq_vector != 0; }
+uint64_t virtio_net_wakeups(const struct virtio_net *n) { return virtio_irq_count(&n->vd); }
 
 /* Frames that arrived before the notification was on are a reason not to halt. Transmit
  * completions are not: they are reclaimed on the next poll whenever that comes. */

@@ -93,6 +93,7 @@ struct virtio_net_info {
 	uint16_t rx_queue, tx_queue; /* queue sizes */
 	uint16_t hdr_len;            /* bytes of struct virtio_net_hdr in use: 12, or 10 (legacy) */
 	bool hdr_inline;             /* virtio_net_tx_inline() may be used */
+	char wake[16];               /* the wake-up interrupt: "msix", "irq 5", "timer only" */
 };
 
 /* Takes a device a transport found (and reset); note gets "eth0 52:54:00:12:34:56".
@@ -128,6 +129,8 @@ void virtio_net_kick(struct virtio_net *n);
 bool virtio_net_link_up(const struct virtio_net *n);
 /* Whether the device has a wake-up interrupt (virtio_irq_setup()): only then is arming worth it. */
 bool virtio_net_can_wake(const struct virtio_net *n);
+/* Wake-up interrupts the device has raised since boot. */
+uint64_t virtio_net_wakeups(const struct virtio_net *n);
 /* Before the wait loop halts: used-buffer notifications on for the receive queue; true when
  * frames already wait (then poll, do not halt). After: off again. */
 bool virtio_net_arm(struct virtio_net *n);

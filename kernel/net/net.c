@@ -335,6 +335,10 @@ int net_if_info(int i, struct ringlet_netif *out)
 	out->rx_dropped = st.rx_dropped;
 	out->tx_dropped = nic->tx_dropped;
 	out->rx_posted = st.rx_posted;
+	struct virtio_net_info info;
+	virtio_net_info(nic->dev, &info);
+	memcpy(out->wake, info.wake, sizeof(out->wake));
+	out->wakeups = virtio_net_wakeups(nic->dev);
 	return 0;
 }
 
