@@ -57,7 +57,7 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c boot/bootparse.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/irq.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c kernel/chacha20.c kernel/random.c \
+	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
 	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c \
@@ -66,7 +66,7 @@ APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
 # weak reference to net_start().
-NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c
+NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c kernel/net/socket.c kernel/net/resolv.c kernel/net/inet.c
 # lwIP 2.1.3 (scripts/deps fetches it into build/lwip/): the core, IPv4, IPv6 and Ethernet,
 # compiled with the kernel's flags into an archive, so that only what is used is linked.
 LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
@@ -248,7 +248,7 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/). An input
 # that takes over 10 s (a walk that never ends) counts as a crash.
-FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 virtio_net
+FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 virtio_net inet
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -267,6 +267,10 @@ $(BUILD)/fuzz/fuzz_virtio_net: tests/fuzz/fuzz_virtio_net.c drivers/virtio/virti
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
+# inet.c against glibc in one program: Ringlet's names renamed.
+$(BUILD)/fuzz/fuzz_inet: FUZZ_CFLAGS += -Dinet_pton=ringlet_inet_pton -Dinet_ntop=ringlet_inet_ntop \
+	-Dinet_aton=ringlet_inet_aton -Dinet_addr=ringlet_inet_addr -Dinet_ntoa=ringlet_inet_ntoa
+$(BUILD)/fuzz/fuzz_inet: tests/fuzz/fuzz_inet.c kernel/net/inet.c
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
