@@ -266,7 +266,7 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/). An input
 # that takes over 10 s (a walk that never ends) counts as a crash.
-FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 inet tar http
+FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 virtio_net inet tar http
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -279,6 +279,12 @@ $(BUILD)/fuzz/fuzz_virtio_caps: tests/fuzz/fuzz_virtio_caps.c drivers/virtio/vir
 	drivers/virtio/virtio_pci_caps.h drivers/virtio/virtio.h
 $(BUILD)/fuzz/fuzz_pvh: tests/fuzz/fuzz_pvh.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
 $(BUILD)/fuzz/fuzz_mb2: tests/fuzz/fuzz_mb2.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
+# The driver and the unit test's fake device come in by #include; the virtio core is linked.
+$(BUILD)/fuzz/fuzz_virtio_net: tests/fuzz/fuzz_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c \
+		tests/unit/test_virtio_net.c drivers/virtio_net.c drivers/virtio_net.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
 # inet.c against glibc in one program: Ringlet's names renamed.
 $(BUILD)/fuzz/fuzz_inet: FUZZ_CFLAGS += -Dinet_pton=ringlet_inet_pton -Dinet_ntop=ringlet_inet_ntop \
 	-Dinet_aton=ringlet_inet_aton -Dinet_addr=ringlet_inet_addr -Dinet_ntoa=ringlet_inet_ntoa

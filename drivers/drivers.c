@@ -11,8 +11,8 @@
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
-#include "virtio_rng.h"
 #include "virtio_net.h"
+#include "virtio_rng.h"
 
 /* Gives a found device to its driver; 0, or a negative errno. */
 static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t note_len)

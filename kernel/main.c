@@ -19,8 +19,8 @@
 #include "fd.h"
 #include "io.h"
 #include "kernel.h"
-#include "random.h"
 #include "net/net.h"
+#include "random.h"
 
 struct kernel_options kopt = {.stack_size = 512 * 1024, .net_wait_s = 5};
 
