@@ -9,10 +9,13 @@ with `set -e -o pipefail`: every command must exit 0.
 
 The output the guide shows is checked: each shown line must match a line of the
 command's real output (stdout and stderr together), in order, with lines in
-between allowed. In a shown line "..." stands for any text, and a boot-log time
-stamp such as "[    0.017053]" for any time stamp, a measured number (a decimal
-one, or one followed by MHz, ms, s, ...) for any number; a shown line that is only
-"..." says that more lines come and checks nothing.
+between allowed. In a shown line:
+- "..." stands for any text; a line that is only "..." says more lines come;
+- a boot-log time stamp such as "[    0.017053]" matches any time stamp;
+- a measured number (a decimal one, or one followed by MHz, ms, s, ...) any number;
+- "0x" and 8 or more hex digits (a host pointer, an address of this build) any such;
+- "  <- note" at the end is the guide's note to the reader, not output.
+Everything else (sizes, counts, checksums, messages) must be as shown.
 
 A block that cannot run here (it needs libvirt, Proxmox, a terminal, a network
 beyond loopback) has the HTML comment <!-- no-test --> on the line before its
@@ -37,6 +40,10 @@ STAMP = re.compile(r"\[ *[0-9]+\.[0-9]+\]")
 # any decimal number, and a whole number followed by a unit of rate or time (975 MHz, 15 ms) any
 # whole number; other numbers (sizes, counts, checksums) must be as shown.
 MEASURED = re.compile(r"[0-9]+\.[0-9]+|[0-9]+(?= (?:MHz|GHz|ms|us|µs|ns|s|KiB/s|MiB/s|GiB/s)\b)")
+# So do a host pointer or a build's address: "0x" and 8 or more hex digits matches any such.
+POINTER = re.compile(r"0x[0-9a-fA-F]{8,}")
+# "  <- text" at the end of a shown line is the guide's note on that line, not output.
+NOTE = re.compile(r"\s+<- .*$")
 MARK = "@@guide-command-%d@@"
 
 
@@ -104,6 +111,7 @@ def parse(text):
 def pattern(shown):
     """A regex for one shown output line (see the rules at the top)."""
     rx = []
+    shown = POINTER.sub("0x...", NOTE.sub("", shown))
     for i, part in enumerate(STAMP.split(shown.strip())):
         if i:
             rx.append(r"\[ *[0-9]+\.[0-9]+\]")
@@ -194,6 +202,8 @@ def test_parse_and_match():
     assert check_output(["x"], "xy\n") == "x"
     assert check_output(["TSC 2600 MHz, 5.849 ms, 64 MiB"], "TSC 2594 MHz, 45.077 ms, 64 MiB\n") is None
     assert check_output(["64 MiB"], "63 MiB\n") == "64 MiB"
+    assert check_output(["vq 0x7f43c70b00a8 len 0   <- done"], "vq 0x7f5cbbdb80a8 len 0\n") is None
+    assert check_output(["vq 0x7f43c70b00a8 len 0"], "vq 0x7f5cbbdb80a8 len 1\n") is not None
 
 
 def untracked():
