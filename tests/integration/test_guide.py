@@ -245,3 +245,31 @@ def test_relative_links_resolve():
             if not os.path.exists(os.path.join(DOCS, target)):
                 broken.append("%s: %s" % (os.path.basename(p), target))
     assert not broken, broken
+
+
+def test_driver_table_matches_the_tree():
+    """drivers.md's table of Linux options: every Ringlet file it names exists, and every device
+    type drivers/drivers.c gives a driver to has a row that names its file, not "not yet"."""
+    rows = {}
+    for line in open(os.path.join(DOCS, "drivers.md"), encoding="utf-8"):
+        if not line.startswith("| `CONFIG_"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        assert len(cells) == 4, line
+        for path in re.findall(r"`([^`]+\.c)`", cells[3]):
+            assert os.path.exists(os.path.join(root(), path)), "drivers.md names %s: %s" % (path, line)
+        m = re.search(r"\((\d+)\)", cells[2])
+        if m:
+            rows[int(m.group(1))] = cells[3]
+    ids = {}
+    for line in open(os.path.join(root(), "drivers", "virtio", "virtio_dev.h"), encoding="utf-8"):
+        m = re.match(r"#define (VIRTIO_ID_\w+)\s+(\d+)", line)
+        if m:
+            ids[m.group(1)] = int(m.group(2))
+    handled = re.findall(r"case (VIRTIO_ID_\w+):", open(os.path.join(root(), "drivers", "drivers.c")).read())
+    assert handled, "no driver cases found in drivers/drivers.c"
+    for name in handled:
+        number = ids[name]
+        assert number in rows, "drivers.md has no row for device type %d (%s)" % (number, name)
+        assert rows[number] != "not yet", ("drivers/drivers.c drives %s, but drivers.md says "
+                                           "\"not yet\": name its file" % name)
