@@ -262,13 +262,17 @@ def test_driver_table_matches_the_tree():
         if m:
             rows[int(m.group(1))] = cells[3]
     ids = {}
-    for line in open(os.path.join(root(), "drivers", "virtio", "virtio_dev.h"), encoding="utf-8"):
-        m = re.match(r"#define (VIRTIO_ID_\w+)\s+(\d+)", line)
-        if m:
-            ids[m.group(1)] = int(m.group(2))
+    headers = [os.path.join(root(), "drivers", "virtio", "virtio_dev.h")]  # first: its numbers win
+    headers += sorted(glob.glob(os.path.join(root(), "drivers", "**", "*.h"), recursive=True))
+    for h in headers:
+        for line in open(h, encoding="utf-8"):
+            m = re.match(r"#define (VIRTIO_ID_\w+)\s+(\d+)", line)
+            if m:
+                ids.setdefault(m.group(1), int(m.group(2)))
     handled = re.findall(r"case (VIRTIO_ID_\w+):", open(os.path.join(root(), "drivers", "drivers.c")).read())
     assert handled, "no driver cases found in drivers/drivers.c"
     for name in handled:
+        assert name in ids, "no #define of %s under drivers/" % name
         number = ids[name]
         assert number in rows, "drivers.md has no row for device type %d (%s)" % (number, name)
         assert rows[number] != "not yet", ("drivers/drivers.c drives %s, but drivers.md says "
