@@ -412,6 +412,8 @@ int tarfs_build(struct tarfs *fs, tarfs_read_fn read, void *ctx, uint64_t size, 
 
 		if (type == 'L' || type == 'x') {
 			char **dst = type == 'L' ? &longname : &paxbuf;
+			if (type == 'x')
+				memset(&px, 0, sizeof(px)); /* it points into the buffer freed next */
 			free(*dst);
 			*dst = NULL;
 			if (len > MAX_META) {
@@ -472,7 +474,11 @@ int tarfs_build(struct tarfs *fs, tarfs_read_fn read, void *ctx, uint64_t size, 
 		else if (file && !name[0])
 			why = "a file without a name";
 		if (why) {
-			LOG(&b, "tarfs: entry %zu '%.*s': %s (skipped)", seq, (int)(nlen > 200 ? 200 : nlen), nm, why);
+			char shown[201]; /* the name, cut short for the log */
+			size_t sl = nlen < sizeof(shown) - 1 ? nlen : sizeof(shown) - 1;
+			memcpy(shown, nm, sl);
+			shown[sl] = '\0';
+			LOG(&b, "tarfs: entry %zu '%s': %s (skipped)", seq, shown, why);
 			b.skipped++;
 		} else if ((err = push(&b, name, seq, !file, data, len, (int64_t)mtime, (uint32_t)mode)) < 0) {
 			goto out;

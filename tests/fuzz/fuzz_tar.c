@@ -11,7 +11,9 @@
  * no leading '/'), lookups must find every entry, and listing every directory
  * must visit each entry exactly once as someone's child.
  */
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,16 @@ static int rd(void *ctx, uint64_t off, void *buf, size_t n)
 		abort(); /* a read outside the disk */
 	memcpy(buf, d->p + off, n);
 	return 0;
+}
+
+/* The messages are formatted as the kernel's log would (so their arguments are read), then dropped. */
+static void log_line(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
 }
 
 static void check_path(const char *p)
@@ -53,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t v;
 	if (size >= 12)
 		(void)tarfs_number(data, 12, &v);
-	if (tarfs_build(&fs, rd, &d, size, NULL) < 0) {
+	if (tarfs_build(&fs, rd, &d, size, log_line) < 0) {
 		if (fs.n || fs.e)
 			abort(); /* refused: nothing left behind */
 		return 0;
