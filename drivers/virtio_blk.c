@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../kernel/blkdev.h"
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
@@ -98,10 +99,8 @@ struct virtio_blk {
 };
 
 static struct virtio_blk disks[MAX_DISKS];
+static const struct blk_dev_ops virtio_blk_ops;
 static int ndisks;
-
-int virtio_blk_count(void) { return ndisks; }
-struct virtio_blk *virtio_blk_get(int i) { return i >= 0 && i < ndisks ? &disks[i] : NULL; }
 
 static bool has(const struct virtio_blk *d, unsigned bit) { return virtio_has_feature(d->vd.features, bit); }
 
@@ -172,11 +171,12 @@ int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len
 	ksnprintf(note, note_len, "%s %lu MiB%s%s", d->name, (unsigned long)(d->sectors >> 11),
 	          has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)");
 	ndisks++;
-	return 0;
+	return blk_register(&virtio_blk_ops, d);
 }
 
-void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
+static void blk_op_info(void *dev, struct blk_info *info)
 {
+	const struct virtio_blk *d = dev;
 	memset(info, 0, sizeof(*info));
 	memcpy(info->name, d->name, sizeof(info->name));
 	/* capacity counts 512-byte sectors whatever blk_size is (§5.2.5: "the
@@ -207,10 +207,11 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 
-unsigned virtio_blk_inflight(const struct virtio_blk *d) { return d->inflight; }
+static unsigned blk_op_inflight(void *dev) { return ((struct virtio_blk *)dev)->inflight; }
 
-uint64_t virtio_blk_oldest_ns(const struct virtio_blk *d)
+static uint64_t blk_op_oldest_ns(void *dev)
 {
+	const struct virtio_blk *d = dev;
 	uint64_t oldest = UINT64_MAX;
 	for (uint16_t i = 0; i < d->nslots && d->inflight; i++)
 		if (d->slots[i].req && d->slots[i].submitted_ns < oldest)
@@ -232,8 +233,9 @@ static int add_data(const struct virtio_blk *d, struct virtq_buf *b, int n, uint
 	return n;
 }
 
-int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
+static int blk_op_submit(void *dev, struct blk_request *r)
 {
+	struct virtio_blk *d = dev;
 	struct virtq_buf b[MAX_SEGS + 2];
 	int n_out, n;
 	if (d->broken)
@@ -317,8 +319,9 @@ static int status_errno(uint8_t status)
 	}
 }
 
-void virtio_blk_abandon(struct virtio_blk *d, const char *why)
+static void blk_op_abandon(void *dev, const char *why)
 {
+	struct virtio_blk *d = dev;
 	if (d->broken)
 		return;
 	d->broken = true;
@@ -341,8 +344,9 @@ static void stall_check(struct virtio_blk *d)
 		kdebug("%s: no completion for 1 ms with %u requests in flight: notifying again", d->name, d->inflight);
 }
 
-int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
+static int blk_op_poll(void *dev, struct blk_request **done, int max)
 {
+	struct virtio_blk *d = dev;
 	int n = 0;
 	void *cookie;
 	uint32_t len;
@@ -355,7 +359,7 @@ int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
 		if (got < 0) {
 			char why[96];
 			ksnprintf(why, sizeof(why), "device broke the ring rules (%s)", virtq_broken_reason(&d->q));
-			virtio_blk_abandon(d, why);
+			blk_op_abandon(d, why);
 			break;
 		}
 		struct slot *s = cookie;
@@ -384,3 +388,12 @@ int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
 	}
 	return n;
 }
+
+static const struct blk_dev_ops virtio_blk_ops = {
+    .info = blk_op_info,
+    .submit = blk_op_submit,
+    .poll = blk_op_poll,
+    .inflight = blk_op_inflight,
+    .oldest_ns = blk_op_oldest_ns,
+    .abandon = blk_op_abandon,
+};

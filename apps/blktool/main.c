@@ -26,7 +26,8 @@
  *                                was read and what a pread at the size gives
  *   sleep SECONDS                wait (tests use it to kill a running guest)
  *
- * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
+ * DEV is a disk's name: vda, vdb, ... (virtio-blk), sda, sdb, ... (virtio-scsi
+ * LUNs); numbers are decimal or 0x-hex, with an optional
  * K, M or G suffix. Try it:
  *   scripts/run --disk disk.img blktool -- info sha256 vda 0 1M
  */
@@ -80,13 +81,15 @@ static int number(const char *s, unsigned long long *out)
 	return 0;
 }
 
-/* "vda" -> 0, "vdb" -> 1, ...; -1 if there is no such disk. */
+/* The index of the disk named dev ("vda", "sdb"); -1 if there is none. */
 static int disk_of(const char *dev)
 {
-	if (strncmp(dev, "vd", 2) != 0 || dev[2] < 'a' || dev[2] > 'z' || dev[3])
-		return -1;
-	int i = dev[2] - 'a';
-	return i < blk_count() ? i : -1;
+	for (int i = 0; i < blk_count(); i++) {
+		struct blk_info in;
+		if (blk_info(i, &in) == 0 && !strcmp(in.name, dev))
+			return i;
+	}
+	return -1;
 }
 
 static int cmd_info(void)
