@@ -56,7 +56,7 @@ KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kern
 	kernel/wait.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
-	drivers/virtio/virtq.c drivers/virtio_blk.c
+	drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_scsi.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 
 KOBJ := $(BUILD)/kernel

@@ -11,6 +11,7 @@
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
+#include "virtio_scsi.h"
 
 /* Gives a found device to its driver; 0, or a negative errno. */
 static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t note_len)
@@ -19,6 +20,9 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_SCSI:
+		*driver = "virtio-scsi";
+		return virtio_scsi_probe(vd, note, note_len);
 	default:
 		*driver = NULL; /* a type Ringlet has no driver for */
 		return 0;
