@@ -11,7 +11,9 @@
  * residual) and the data of a read. Each request in flight has a slot in DMA memory holding
  * its header, response and indirect table; the slot is the chain's cookie. All LUNs of a
  * controller share its one request queue, so a completion found while polling one disk may
- * belong to another: it waits on that disk's list until the block layer polls it.
+ * belong to another: its slot waits on that disk's list, holding the outcome, until the
+ * block layer polls that disk. So that one disk's unreaped completions cannot take every
+ * slot from the others, each LUN may hold at most its share of the slots.
  *
  * At start-up the driver asks every target for its LUNs (REPORT LUNS), and each LUN what it
  * is (INQUIRY: only direct-access block devices are used), how big (READ CAPACITY(16)),
@@ -62,19 +64,19 @@ struct virtio_scsi_req_cmd {
 _Static_assert(sizeof(struct virtio_scsi_req_cmd) == 19 + CDB_SIZE, "virtio_scsi_req_cmd");
 
 struct virtio_scsi_resp_cmd {
-	uint32_t sense_len;         /* RO: valid bytes of sense[] */
-	uint32_t resid;             /* RO: data bytes not transferred */
-	uint16_t status_qualifier;  /* RO */
-	uint8_t status;             /* RO: SCSI status (SAM) */
-	uint8_t response;           /* RO: VIRTIO_SCSI_S_* */
-	uint8_t sense[SENSE_SIZE];  /* RO */
+	uint32_t sense_len;        /* RO: valid bytes of sense[] */
+	uint32_t resid;            /* RO: data bytes not transferred */
+	uint16_t status_qualifier; /* RO */
+	uint8_t status;            /* RO: SCSI status (SAM) */
+	uint8_t response;          /* RO: VIRTIO_SCSI_S_* */
+	uint8_t sense[SENSE_SIZE]; /* RO */
 } __attribute__((packed));
 _Static_assert(sizeof(struct virtio_scsi_resp_cmd) == 12 + SENSE_SIZE, "virtio_scsi_resp_cmd");
 
 /* §5.6.6.3 Device Operation: eventq. */
 struct virtio_scsi_event {
-	uint32_t event; /* RO: VIRTIO_SCSI_T_*, | VIRTIO_SCSI_T_EVENTS_MISSED */
-	uint8_t lun[8]; /* RO */
+	uint32_t event;  /* RO: VIRTIO_SCSI_T_*, | VIRTIO_SCSI_T_EVENTS_MISSED */
+	uint8_t lun[8];  /* RO */
 	uint32_t reason; /* RO */
 };
 _Static_assert(sizeof(struct virtio_scsi_event) == 16, "virtio_scsi_event");
@@ -91,10 +93,10 @@ _Static_assert(sizeof(struct virtio_scsi_event) == 16, "virtio_scsi_event");
 #define VIRTIO_SCSI_S_FAILURE           9
 #define VIRTIO_SCSI_S_INCORRECT_LUN     12
 
-#define VIRTIO_SCSI_T_TRANSPORT_RESET   1
-#define VIRTIO_SCSI_T_EVENTS_MISSED     0x80000000u
-#define VIRTIO_SCSI_EVT_RESET_RESCAN    1
-#define VIRTIO_SCSI_EVT_RESET_REMOVED   2
+#define VIRTIO_SCSI_T_TRANSPORT_RESET 1
+#define VIRTIO_SCSI_T_EVENTS_MISSED   0x80000000u
+#define VIRTIO_SCSI_EVT_RESET_RESCAN  1
+#define VIRTIO_SCSI_EVT_RESET_REMOVED 2
 
 /* SCSI status codes (SAM-5) and sense keys (SPC-4 §4.5.6). */
 #define SAM_GOOD            0x00
@@ -112,23 +114,23 @@ _Static_assert(sizeof(struct virtio_scsi_event) == 16, "virtio_scsi_event");
 #define KEY_ABORTED_COMMAND 0xb
 
 /* Operation codes (SPC-4, SBC-3). */
-#define OP_TEST_UNIT_READY  0x00
-#define OP_INQUIRY          0x12
-#define OP_MODE_SENSE_6     0x1a
-#define OP_READ_10          0x28
-#define OP_WRITE_10         0x2a
-#define OP_SYNC_CACHE_10    0x35
-#define OP_UNMAP            0x42
-#define OP_READ_16          0x88
-#define OP_WRITE_16         0x8a
-#define OP_WRITE_SAME_16    0x93
-#define OP_SERVICE_IN_16    0x9e /* READ CAPACITY(16) is its service action 0x10 */
-#define OP_REPORT_LUNS      0xa0
+#define OP_TEST_UNIT_READY 0x00
+#define OP_INQUIRY         0x12
+#define OP_MODE_SENSE_6    0x1a
+#define OP_READ_10         0x28
+#define OP_WRITE_10        0x2a
+#define OP_SYNC_CACHE_10   0x35
+#define OP_UNMAP           0x42
+#define OP_READ_16         0x88
+#define OP_WRITE_16        0x8a
+#define OP_WRITE_SAME_16   0x93
+#define OP_SERVICE_IN_16   0x9e /* READ CAPACITY(16) is its service action 0x10 */
+#define OP_REPORT_LUNS     0xa0
 
-#define MAX_CTRLS   4
-#define MAX_LUNS    16
-#define MAX_RETRIES 5       /* unit attentions, busy targets, aborted commands */
-#define MAX_XFER    (4u << 20)
+#define MAX_CTRLS      4
+#define MAX_LUNS       16
+#define MAX_RETRIES    5 /* unit attentions, busy targets, aborted commands */
+#define MAX_XFER       (4u << 20)
 #define CMD_TIMEOUT_NS (5ull * 1000000000ull) /* the driver's own commands at start-up */
 
 enum dir { DIR_NONE, DIR_OUT, DIR_IN };
@@ -147,9 +149,10 @@ struct slot {
 	uint32_t data_len;
 	enum dir dir;
 	uint8_t retries;
-	bool done;
-	int result;
-	uint32_t got; /* the driver's own data-in commands: bytes delivered */
+	bool done;              /* completed: the outcome is in result */
+	int result;             /* 0 or a negative errno */
+	struct slot *next_done; /* on its LUN's list of completions */
+	uint32_t got;           /* the driver's own data-in commands: bytes delivered */
 	uint64_t submitted_ns;
 	struct slot *next_free;
 } __attribute__((aligned(16)));
@@ -163,7 +166,7 @@ struct scsi_ctrl {
 	uint16_t nslots;
 	bool broken;
 	uint32_t max_xfer; /* bytes per command, from max_sectors */
-	unsigned inflight;
+	unsigned nluns;
 };
 
 struct lun {
@@ -177,10 +180,11 @@ struct lun {
 	uint32_t max_unmap_blocks; /* 0: no limit given */
 	uint64_t max_ws_blocks;
 	uint8_t *zeroes; /* one block of zeros: WRITE SAME's data */
-	unsigned inflight; /* submitted and not yet handed back */
-	/* Completions another disk's poll found for this one, oldest first, chained through
-	 * the requests' ->priv (blkdev.h allows it while the driver holds them). */
-	struct blk_request *done_head, *done_tail;
+	unsigned held;   /* slots this LUN's requests hold: in flight, or completed and not reaped */
+	unsigned share;  /* the most it may hold */
+	/* Completed requests' slots, oldest first, until the block layer polls this disk. A
+	 * request's status is set only then: until it is handed back it stays in progress. */
+	struct slot *done_head, *done_tail;
 };
 
 static struct scsi_ctrl ctrls[MAX_CTRLS];
@@ -211,9 +215,9 @@ static void put_be64(uint8_t *p, uint64_t v)
 /* ---- sense data ----------------------------------------------------------------------- */
 
 static const char *const key_names[16] = {
-    "NO SENSE",        "RECOVERED ERROR", "NOT READY",      "MEDIUM ERROR",   "HARDWARE ERROR", "ILLEGAL REQUEST",
-    "UNIT ATTENTION",  "DATA PROTECT",    "BLANK CHECK",    "VENDOR SPECIFIC", "COPY ABORTED",   "ABORTED COMMAND",
-    "RESERVED (0xc)",  "VOLUME OVERFLOW", "MISCOMPARE",     "COMPLETED",
+    "NO SENSE",       "RECOVERED ERROR", "NOT READY",   "MEDIUM ERROR",    "HARDWARE ERROR", "ILLEGAL REQUEST",
+    "UNIT ATTENTION", "DATA PROTECT",    "BLANK CHECK", "VENDOR SPECIFIC", "COPY ABORTED",   "ABORTED COMMAND",
+    "RESERVED (0xc)", "VOLUME OVERFLOW", "MISCOMPARE",  "COMPLETED",
 };
 
 struct sense {
@@ -414,16 +418,17 @@ static int outcome(struct scsi_ctrl *c, struct slot *s, uint32_t len)
 	return 0;
 }
 
-/* Hands a blk request back to its LUN's list. */
-static void lun_done(struct lun *l, struct blk_request *r, int status)
+/* Puts a completed request's slot on its LUN's list. */
+static void lun_done(struct lun *l, struct slot *s, int status)
 {
-	r->status = status;
-	r->priv = NULL;
+	s->result = status;
+	s->done = true;
+	s->next_done = NULL;
 	if (l->done_tail)
-		l->done_tail->priv = r;
+		l->done_tail->next_done = s;
 	else
-		l->done_head = r;
-	l->done_tail = r;
+		l->done_head = s;
+	l->done_tail = s;
 }
 
 /* Takes in used chains from the request queue and the event queue. */
@@ -438,16 +443,12 @@ static void complete(struct scsi_ctrl *c, struct slot *s, uint32_t len)
 	}
 	if (r > 0)
 		r = -EIO;
-	c->inflight--;
 	if (!s->req) {
 		s->result = r;
 		s->done = true; /* the caller of run_cmd() gives the slot back */
 		return;
 	}
-	struct lun *l = s->lun;
-	struct blk_request *req = s->req;
-	slot_give(c, s);
-	lun_done(l, req, r);
+	lun_done(s->lun, s, r);
 }
 
 /* The device announced a LUN change (§5.6.6.3.1). Removed LUNs fail their requests; new
@@ -524,7 +525,6 @@ static int run_cmd(struct lun *l, const uint8_t *cdb, unsigned cdb_len, void *da
 		slot_give(c, s);
 		return err;
 	}
-	c->inflight++;
 	uint64_t deadline = time_ns() + CMD_TIMEOUT_NS;
 	while (!s->done && !c->broken) {
 		ctrl_poll(c);
@@ -545,6 +545,10 @@ static int run_cmd(struct lun *l, const uint8_t *cdb, unsigned cdb_len, void *da
 static void op_info(void *dev, struct blk_info *info)
 {
 	struct lun *l = dev;
+	/* Every LUN of the controller is known by now: each gets its share of the slots. */
+	l->share = l->c->nslots / (l->c->nluns ? l->c->nluns : 1);
+	if (l->share == 0)
+		l->share = 1;
 	memset(info, 0, sizeof(*info));
 	memcpy(info->name, l->name, sizeof(info->name));
 	info->size = l->blocks * l->block_size;
@@ -561,7 +565,7 @@ static void op_info(void *dev, struct blk_info *info)
 		info->max_transfer = l->block_size;
 	info->max_discard = (uint64_t)l->max_unmap_blocks * l->block_size;
 	info->max_zeroes = l->max_ws_blocks * l->block_size;
-	info->queue_size = l->c->nslots;
+	info->queue_size = (uint16_t)l->share;
 	info->features = l->c->vd.features;
 	info->modern = l->c->vd.modern;
 	ksnprintf(info->bus, sizeof(info->bus), "%s", l->c->vd.pci ? "pci" : "mmio");
@@ -579,6 +583,8 @@ static int op_submit(void *dev, struct blk_request *r)
 	uint64_t lba = r->offset / l->block_size, n = r->len / l->block_size;
 	if (c->broken || l->gone)
 		return -EIO;
+	if (l->held >= l->share)
+		return -EAGAIN;
 	switch (r->op) {
 	case BLK_READ:
 	case BLK_WRITE:
@@ -643,8 +649,7 @@ static int op_submit(void *dev, struct blk_request *r)
 		return err; /* the slot is still on the free list */
 	s->req = r;
 	c->free_slots = s->next_free;
-	c->inflight++;
-	l->inflight++;
+	l->held++;
 	return 0;
 }
 
@@ -658,33 +663,35 @@ static int op_poll(void *dev, struct blk_request **done, int max)
 		/* Everything of this LUN still at the device fails. */
 		for (uint16_t i = 0; i < c->nslots; i++) {
 			struct slot *s = &c->slots[i];
-			if (s->req && s->lun == l) {
-				lun_done(l, s->req, -EIO);
-				s->req = NULL;
-			}
+			if (s->req && s->lun == l && !s->done)
+				lun_done(l, s, -EIO);
 		}
 	}
 	while (n < max && l->done_head) {
-		struct blk_request *r = l->done_head;
-		l->done_head = r->priv;
+		struct slot *s = l->done_head;
+		l->done_head = s->next_done;
 		if (!l->done_head)
 			l->done_tail = NULL;
-		r->priv = NULL;
+		struct blk_request *r = s->req;
+		r->status = s->result;
+		slot_give(c, s);
+		l->held--;
 		done[n++] = r;
-		l->inflight--;
 	}
 	return n;
 }
 
-static unsigned op_inflight(void *dev) { return ((struct lun *)dev)->inflight; }
+static unsigned op_inflight(void *dev) { return ((struct lun *)dev)->held; }
 
 static uint64_t op_oldest_ns(void *dev)
 {
 	struct lun *l = dev;
 	uint64_t oldest = UINT64_MAX;
-	for (uint16_t i = 0; i < l->c->nslots && l->inflight; i++)
-		if (l->c->slots[i].req && l->c->slots[i].lun == l && l->c->slots[i].submitted_ns < oldest)
-			oldest = l->c->slots[i].submitted_ns;
+	for (uint16_t i = 0; i < l->c->nslots && l->held; i++) {
+		const struct slot *s = &l->c->slots[i];
+		if (s->req && s->lun == l && !s->done && s->submitted_ns < oldest)
+			oldest = s->submitted_ns;
+	}
 	return oldest == UINT64_MAX ? time_ns() : oldest;
 }
 
@@ -760,8 +767,8 @@ static int lun_setup(struct lun *l, uint8_t *buf, const char **what)
 	/* MODE SENSE(6), no block descriptors: the header's WP bit (SBC-3 §6.5.1). */
 	memset(cdb, 0, sizeof(cdb));
 	cdb[0] = OP_MODE_SENSE_6;
-	cdb[1] = 0x08;  /* DBD */
-	cdb[2] = 0x3f;  /* all pages */
+	cdb[1] = 0x08; /* DBD */
+	cdb[2] = 0x3f; /* all pages */
 	cdb[4] = 0xff;
 	memset(buf, 0, 255);
 	if (run_cmd(l, cdb, 6, buf, 255, DIR_IN, &got) == 0 && got >= 4)
@@ -844,6 +851,8 @@ static void lun_add(struct scsi_ctrl *c, uint16_t target, uint16_t lun, uint8_t 
 	klog("virtio-scsi %s: target %u lun %u %s %lu MiB, %u-byte blocks%s%s, %s %s", c->vd.where, target, lun,
 	     l->name, (unsigned long)(l->blocks * l->block_size >> 20), l->block_size, l->read_only ? ", ro" : "",
 	     l->unmap ? ", unmap" : "", vendor, product);
+	l->share = c->nslots;
+	c->nluns++;
 	nluns++;
 	(*found)++;
 }
@@ -866,7 +875,7 @@ static int scan(struct scsi_ctrl *c, unsigned max_target)
 		if (err || got < 8) {
 			if (err != -EIO)
 				lun_add(c, (uint16_t)t, 0, buf, &found); /* no REPORT LUNS: try LUN 0 */
-			continue;                                    /* -EIO: no such target */
+			continue;                                        /* -EIO: no such target */
 		}
 		/* An 8-byte header (the list's length), then 8 bytes a LUN. */
 		uint64_t list = be32(buf);

@@ -255,18 +255,20 @@ static int cmd_rounds(int disk, const char *dev, unsigned long long rounds)
 	struct blk_info in;
 	blk_info(disk, &in);
 	unsigned long long max = rounds * in.queue_size;
-	if (rounds == 0 || rounds > 64 || max * 4096 > in.size)
+	/* One request more than the queues can take in all: a queue that
+	 * takes it took more than it holds. */
+	if (rounds == 0 || rounds > 64 || (max + 1) * 4096 > in.size)
 		return fail("rounds", dev, EINVAL);
-	struct blk_request *reqs = calloc(max, sizeof(*reqs)), *done[64];
-	uint8_t *data = memalign(4096, max * 4096), *sync = malloc(rounds * 4096), digest[32];
-	unsigned *seen = calloc(max, sizeof(*seen));
+	struct blk_request *reqs = calloc(max + 1, sizeof(*reqs)), *done[64];
+	uint8_t *data = memalign(4096, (max + 1) * 4096), *sync = malloc(rounds * 4096), digest[32];
+	unsigned *seen = calloc(max + 1, sizeof(*seen));
 	unsigned long long submitted = 0, completed = 0;
 	int err = 0;
 	if (!reqs || !data || !sync || !seen)
 		return fail("rounds", dev, ENOMEM);
 	for (unsigned long long k = 0; k < rounds && !err; k++) {
 		for (;;) {
-			if (submitted == max) {
+			if (submitted > max) {
 				err = ENOSPC; /* the queue took more than it holds */
 				break;
 			}
