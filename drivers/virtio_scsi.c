@@ -127,7 +127,7 @@ _Static_assert(sizeof(struct virtio_scsi_event) == 16, "virtio_scsi_event");
 #define OP_SERVICE_IN_16   0x9e /* READ CAPACITY(16) is its service action 0x10 */
 #define OP_REPORT_LUNS     0xa0
 
-#define MAX_CTRLS      4
+#define MAX_CTRLS      8
 #define MAX_LUNS       16
 #define MAX_RETRIES    5 /* unit attentions, busy targets, aborted commands */
 #define MAX_XFER       (4u << 20)
