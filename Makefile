@@ -152,7 +152,7 @@ debug: $(ELF)
 	$(Q)scripts/debug $(APP) $(RUNFLAGS) -- $(ARGS)
 
 # ---- tests ----------------------------------------------------------------------
-UNIT_TESTS := test_virtq test_cmdline test_sha256
+UNIT_TESTS := test_virtq test_cmdline test_sha256 test_virtio_scsi
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit
 
@@ -160,6 +160,10 @@ $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c driver
 		drivers/virtio/virtio.h tests/unit/check.h
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
 $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/blktool/sha256.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_scsi: tests/unit/test_virtio_scsi.c drivers/virtio_scsi.c drivers/virtio_scsi.h \
+		drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h drivers/virtio/virtio_dev.h \
+		kernel/blkdev.h kernel/kernel.h include/ringlet/blk.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_scsi: UNIT_CFLAGS += -Idrivers -Iinclude
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
