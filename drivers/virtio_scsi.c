@@ -142,7 +142,9 @@ struct slot {
 	struct virtq_desc table[4]; /* first: it must be 16-byte aligned */
 	struct virtio_scsi_req_cmd cmd;
 	struct virtio_scsi_resp_cmd resp;
-	uint8_t param[24]; /* UNMAP's parameter list: header and one block descriptor */
+	/* UNMAP's parameter list (a header and one block descriptor); the unit serial
+	 * number VPD page for BLK_GET_ID */
+	uint8_t param[64];
 	struct lun *lun;
 	struct blk_request *req; /* NULL: the driver's own command (then `done` and `result`) */
 	void *data;
@@ -283,8 +285,9 @@ static const char *errno_name(int err)
 
 static void set_lun(uint8_t out[8], uint16_t target, uint16_t lun)
 {
-	/* §5.6.6.1: "lun[0] is always 1, lun[1] is the target, lun[2..3] the LUN in the
-	 * single-level format with the flat addressing method (0x4000 | lun)". */
+	/* §5.6.6: the only LUN format the device takes is 1, the target, the LUN as a
+	 * single-level LUN structure (flat space addressing: 0x4000 | lun, big-endian),
+	 * then four zero bytes: up to 256 targets of 16384 LUNs. */
 	memset(out, 0, 8);
 	out[0] = 1;
 	out[1] = (uint8_t)target;
@@ -402,8 +405,9 @@ static int outcome(struct scsi_ctrl *c, struct slot *s, uint32_t len)
 		struct sense d = sense_decode(s->resp.sense, sense_len);
 		int err = d.valid ? sense_errno(d) : -EIO;
 		/* The driver's own commands at start-up meet the power-on unit attention and
-		 * unsupported pages as a matter of course: no log line for those. */
-		if (s->req && (err < 0 || s->retries + 1 >= MAX_RETRIES))
+		 * unsupported pages as a matter of course, and a LUN without a serial number
+		 * refuses its page: no log line for those. */
+		if (s->req && s->req->op != BLK_GET_ID && (err < 0 || s->retries + 1 >= MAX_RETRIES))
 			klog("%s: command 0x%02x failed: %s, asc 0x%02x ascq 0x%02x%s -> %s", s->lun->name,
 			     s->cmd.cdb[0], d.valid ? key_names[d.key] : "no sense data", d.asc, d.ascq,
 			     err > 0 ? " (retries exhausted)" : "", errno_name(err > 0 ? -EIO : err));
@@ -430,9 +434,6 @@ static void lun_done(struct lun *l, struct slot *s, int status)
 		l->done_head = s;
 	l->done_tail = s;
 }
-
-/* Takes in used chains from the request queue and the event queue. */
-static void ctrl_poll(struct scsi_ctrl *c);
 
 static void complete(struct scsi_ctrl *c, struct slot *s, uint32_t len)
 {
@@ -629,12 +630,27 @@ static int op_submit(void *dev, struct blk_request *r)
 		len = l->block_size;
 		dir = DIR_OUT;
 		break;
-	default: /* BLK_GET_ID: XXX: the unit serial number VPD page (0x80) could answer it */
-		return -EOPNOTSUPP;
+	case BLK_GET_ID:
+		/* INQUIRY, the unit serial number VPD page (SPC-4 §7.8.18): the LUN's serial,
+		 * copied into the caller's 20 bytes when it is handed back. */
+		cdb[0] = OP_INQUIRY;
+		cdb[1] = 1; /* EVPD */
+		cdb[2] = 0x80;
+		put_be16(cdb + 3, 64);
+		cdb_len = 6;
+		dir = DIR_IN;
+		len = 64;
+		break;
+	default:
+		return -EINVAL;
 	}
 	struct slot *s = slot_take(l, cdb, cdb_len, data, len, dir);
 	if (!s)
 		return -EAGAIN;
+	if (r->op == BLK_GET_ID) {
+		memset(s->param, 0, sizeof(s->param));
+		s->data = s->param;
+	}
 	if (r->op == BLK_DISCARD) {
 		/* SBC-3 §5.28.2: an 8-byte header, then one 16-byte block descriptor. */
 		memset(s->param, 0, sizeof(s->param));
@@ -651,6 +667,25 @@ static int op_submit(void *dev, struct blk_request *r)
 	c->free_slots = s->next_free;
 	l->held++;
 	return 0;
+}
+
+/* The serial from a unit serial number VPD page, without the spaces that pad it, into id
+ * (VIRTIO_BLK_ID_BYTES, 20 bytes, NUL-terminated only when shorter: as virtio-blk's). */
+static void copy_serial(char *id, const uint8_t *page, uint32_t got)
+{
+	uint32_t len = got >= 4 ? page[3] : 0; /* page length, after the 4-byte header */
+	if (len > got - 4)
+		len = got - 4;
+	const uint8_t *p = page + 4, *end = p + len;
+	while (p < end && *p == ' ')
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == 0))
+		end--;
+	size_t n = 0;
+	for (; p < end && n < 20; p++)
+		id[n++] = *p >= ' ' && *p < 127 ? (char)*p : '?';
+	if (n < 20)
+		id[n] = 0;
 }
 
 static int op_poll(void *dev, struct blk_request **done, int max)
@@ -674,6 +709,10 @@ static int op_poll(void *dev, struct blk_request **done, int max)
 			l->done_tail = NULL;
 		struct blk_request *r = s->req;
 		r->status = s->result;
+		if (r->op == BLK_GET_ID && r->status == -EOPNOTSUPP)
+			r->status = 0; /* no serial number page: an empty ID, as virtio-blk's */
+		else if (r->op == BLK_GET_ID && r->status == 0)
+			copy_serial(r->buf, s->param, s->got);
 		slot_give(c, s);
 		l->held--;
 		done[n++] = r;
@@ -912,7 +951,8 @@ int virtio_scsi_probe(const struct virtio_dev *found, char *note, size_t note_le
 	if ((err = virtio_start(&c->vd, wanted, 0)) != 0)
 		return err;
 
-	/* §5.6.4: "The driver MAY write sense_size and cdb_size": our structs' sizes. */
+	/* §5.6.4: "The driver MUST NOT write to device configuration fields other than
+	 * sense_size and cdb_size." Those two it may set: to our structs' sizes, re-read. */
 	virtio_config_write32(&c->vd, CFG_SENSE_SIZE, SENSE_SIZE);
 	virtio_config_write32(&c->vd, CFG_CDB_SIZE, CDB_SIZE);
 	uint32_t sense_size, cdb_size, max_sectors, seg_max;
@@ -962,7 +1002,9 @@ int virtio_scsi_probe(const struct virtio_dev *found, char *note, size_t note_le
 	for (int i = c->nslots - 1; i >= 0; i--)
 		slot_give(c, &c->slots[i]);
 	virtio_ready(&c->vd);
-	/* §5.6.6.3: "the driver SHOULD place at least one buffer in the eventq". */
+	/* §5.6.6.3: the driver keeps the event queue stocked with device-writable buffers
+	 * of at least sizeof(struct virtio_scsi_event); events that find none are lost
+	 * (and flagged VIRTIO_SCSI_T_EVENTS_MISSED on the next). */
 	for (unsigned i = 0; i < c->nevents; i++) {
 		struct virtq_buf b = {&c->events[i], sizeof(c->events[i])};
 		virtq_add(&c->evq, &b, 0, 1, &c->events[i]);

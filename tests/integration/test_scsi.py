@@ -282,3 +282,14 @@ def test_machines(tmp_path, machine, virtio):
     assert sha_line(out, "sda", 0, SIZE) == sha(data)
     assert re.search(r"^parallel sda 64 inflight=64 sha256=%s$" % sha(data[:64 * 4096]), out, re.M), out
     assert_same(img.read_bytes(), apply(data, WRITES))
+
+
+def test_serial_number(tmp_path):
+    """blk_get_id() on a LUN is its unit serial number VPD page, padding trimmed, cut to
+    virtio-blk's 20 bytes; a LUN without one has an empty ID, not an error."""
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    make_raw(a, seed=150)
+    make_raw(b, seed=151)
+    out = ok(scsi(["id", "sda", "id", "sdb"], ["%s,serial=RINGLET-SCSI-0001-LONGER-THAN-20" % a, b]))
+    assert re.search(r"^id sda RINGLET-SCSI-0001-LO$", out, re.M), out
+    assert re.search(r"^id sdb \(none\)$", out, re.M), out

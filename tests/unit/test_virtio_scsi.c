@@ -26,11 +26,11 @@
 #include "virtio_dev.h"
 #include "virtio_scsi.h"
 
-#define QSIZE      32
-#define BLOCKS     2048 /* 1 MiB of 512-byte blocks */
-#define RESP_SIZE  108  /* virtio_scsi_resp_cmd with 96 sense bytes */
-#define SENSE_OFF  12
-#define CMD_CDB    19 /* offset of the CDB in virtio_scsi_req_cmd */
+#define QSIZE     32
+#define BLOCKS    2048 /* 1 MiB of 512-byte blocks */
+#define RESP_SIZE 108  /* virtio_scsi_resp_cmd with 96 sense bytes */
+#define SENSE_OFF 12
+#define CMD_CDB   19 /* offset of the CDB in virtio_scsi_req_cmd */
 
 /* ---- stubs of the kernel and the transport ------------------------------------------------ */
 
@@ -204,8 +204,8 @@ static void sense(uint8_t *resp, bool descriptor, uint8_t key, uint8_t asc, uint
 		s[12] = asc;
 		s[13] = ascq;
 	}
-	memcpy(resp, &len, 4);  /* sense_len */
-	resp[10] = 0x02;        /* status: CHECK CONDITION */
+	memcpy(resp, &len, 4); /* sense_len */
+	resp[10] = 0x02;       /* status: CHECK CONDITION */
 }
 
 /* Answers one command of an honest 1 MiB disk; returns the data-in bytes delivered. */
