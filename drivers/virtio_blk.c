@@ -174,7 +174,7 @@ int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len
 	return blk_register(&virtio_blk_ops, d);
 }
 
-static void blk_op_info(void *dev, struct blk_info *info)
+static void virtio_blk_info(void *dev, struct blk_info *info)
 {
 	const struct virtio_blk *d = dev;
 	memset(info, 0, sizeof(*info));
@@ -207,9 +207,9 @@ static void blk_op_info(void *dev, struct blk_info *info)
 	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 
-static unsigned blk_op_inflight(void *dev) { return ((struct virtio_blk *)dev)->inflight; }
+static unsigned virtio_blk_inflight(void *dev) { return ((struct virtio_blk *)dev)->inflight; }
 
-static uint64_t blk_op_oldest_ns(void *dev)
+static uint64_t virtio_blk_oldest_ns(void *dev)
 {
 	const struct virtio_blk *d = dev;
 	uint64_t oldest = UINT64_MAX;
@@ -233,7 +233,7 @@ static int add_data(const struct virtio_blk *d, struct virtq_buf *b, int n, uint
 	return n;
 }
 
-static int blk_op_submit(void *dev, struct blk_request *r)
+static int virtio_blk_submit(void *dev, struct blk_request *r)
 {
 	struct virtio_blk *d = dev;
 	struct virtq_buf b[MAX_SEGS + 2];
@@ -319,7 +319,7 @@ static int status_errno(uint8_t status)
 	}
 }
 
-static void blk_op_abandon(void *dev, const char *why)
+static void virtio_blk_abandon(void *dev, const char *why)
 {
 	struct virtio_blk *d = dev;
 	if (d->broken)
@@ -344,7 +344,7 @@ static void stall_check(struct virtio_blk *d)
 		kdebug("%s: no completion for 1 ms with %u requests in flight: notifying again", d->name, d->inflight);
 }
 
-static int blk_op_poll(void *dev, struct blk_request **done, int max)
+static int virtio_blk_poll(void *dev, struct blk_request **done, int max)
 {
 	struct virtio_blk *d = dev;
 	int n = 0;
@@ -359,7 +359,7 @@ static int blk_op_poll(void *dev, struct blk_request **done, int max)
 		if (got < 0) {
 			char why[96];
 			ksnprintf(why, sizeof(why), "device broke the ring rules (%s)", virtq_broken_reason(&d->q));
-			blk_op_abandon(d, why);
+			virtio_blk_abandon(d, why);
 			break;
 		}
 		struct slot *s = cookie;
@@ -390,10 +390,10 @@ static int blk_op_poll(void *dev, struct blk_request **done, int max)
 }
 
 static const struct blk_dev_ops virtio_blk_ops = {
-    .info = blk_op_info,
-    .submit = blk_op_submit,
-    .poll = blk_op_poll,
-    .inflight = blk_op_inflight,
-    .oldest_ns = blk_op_oldest_ns,
-    .abandon = blk_op_abandon,
+    .info = virtio_blk_info,
+    .submit = virtio_blk_submit,
+    .poll = virtio_blk_poll,
+    .inflight = virtio_blk_inflight,
+    .oldest_ns = virtio_blk_oldest_ns,
+    .abandon = virtio_blk_abandon,
 };
