@@ -136,13 +136,14 @@ def test_read_only_lun(tmp_path):
 
 def test_luns_and_controllers(tmp_path):
     """Two LUNs on controller s0 (LUN 0 and LUN 3: REPORT LUNS must find a gap),
-    one on s1, and a virtio-blk disk beside them: each name reads its own file,
-    and a write to one LUN lands in its file only."""
+    one on s1 (target 5, LUN 2: no LUN 0 and no target 0 there), and a virtio-blk
+    disk beside them: each name reads its own file, and a write to one LUN lands in
+    its file only."""
     imgs = [tmp_path / ("l%d.img" % i) for i in range(3)]
     datas = [make_raw(p, seed=120 + i) for i, p in enumerate(imgs)]
     blk_img = tmp_path / "vd.img"
     blk_data = make_raw(blk_img, seed=130)
-    specs = [str(imgs[0]), "%s,lun=3" % imgs[1], "%s,ctrl=1" % imgs[2]]
+    specs = [str(imgs[0]), "%s,lun=3" % imgs[1], "%s,ctrl=1,target=5,lun=2" % imgs[2]]
     args = ["info"] + [a for n in ("sda", "sdb", "sdc", "vda") for a in ("sha256", n, 0, SIZE)]
     args += ["fill", "sdb", 8192, 4096, 0x5a, "flush", "sdb"]
     out = ok(scsi(args, specs, extra=["--disk", str(blk_img)]))
@@ -150,7 +151,7 @@ def test_luns_and_controllers(tmp_path):
         assert sha_line(out, name, 0, SIZE) == sha(data), name
     a, b, c = (lun_line(out, n) for n in ("sda", "sdb", "sdc"))
     assert a[0] == b[0] != c[0], (a, b, c)
-    assert (a[2], b[2], c[2]) == (0, 3, 0), (a, b, c)
+    assert (a[1], b[1], c[1]) == (0, 0, 5) and (a[2], b[2], c[2]) == (0, 3, 2), (a, b, c)
     assert re.search(r"virtio-scsi 2 LUNs: sda sdb$", out, re.M), out
     assert re.search(r"virtio-scsi 1 LUN: sdc$", out, re.M), out
     assert imgs[0].read_bytes() == datas[0]
