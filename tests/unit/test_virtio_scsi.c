@@ -423,6 +423,8 @@ static void test_sense_decoded(void)
 	    {CHECK_DESCRIPTOR, 0x5, 0x21, 0x00, -EINVAL, "ILLEGAL REQUEST, asc 0x21"},
 	    {CHECK_FIXED, 0x5, 0x20, 0x00, -EOPNOTSUPP, "ILLEGAL REQUEST, asc 0x20"},
 	    {CHECK_FIXED, 0x4, 0x44, 0x00, -EIO, "HARDWARE ERROR"},
+	    {CHECK_FIXED, 0x2, 0x3a, 0x00, -EIO, "NOT READY, asc 0x3a"}, /* medium not present */
+	    {CHECK_FIXED, 0x2, 0x04, 0x01, -EIO, "NOT READY, asc 0x04 ascq 0x01 (retries exhausted)"},
 	    {CHECK_FIXED, 0x1, 0x17, 0x00, 0, NULL}, /* recovered: success */
 	};
 	void *lun = probe();
