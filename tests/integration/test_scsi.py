@@ -175,6 +175,22 @@ def test_queue_full_of_requests(tmp_path):
     assert m.group(3) == sha(data[:int(m.group(1)) * 4096]) and m.group(4) == sha(data[:3 * 4096]), out
 
 
+def test_two_luns_in_flight_together(tmp_path):
+    """Two LUNs of one controller share its request queue: with reads of both in flight
+    (each LUN's share of the queue full) and a synchronous read among them, a poll of
+    one LUN finds the other's completions. Each request must come back once, from its
+    own disk, with its own bytes."""
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    da, db = make_raw(a, seed=160), make_raw(b, seed=161)
+    count = 300
+    out = ok(scsi(["info", "twin", "sda", "sdb", count, "twin", "sdb", "sda", 7], [a, b]))
+    assert info_line(out, "sda")["queue"] == info_line(out, "sdb")["queue"] == "128", out
+    m = re.search(r"^twin sda %d sha256=([0-9a-f]{64}) sha256=([0-9a-f]{64})$" % count, out, re.M)
+    assert m and m.groups() == (sha(da[:count * 4096]), sha(db[:count * 4096])), out
+    m = re.search(r"^twin sdb 7 sha256=([0-9a-f]{64}) sha256=([0-9a-f]{64})$", out, re.M)
+    assert m and m.groups() == (sha(db[:7 * 4096]), sha(da[:7 * 4096])), out
+
+
 # ---- errors --------------------------------------------------------------------------
 
 SENSE_LOG = r"^\[[ 0-9.]+\] sda: command 0x%02x failed: ([A-Z ]+), asc 0x([0-9a-f]{2}) ascq 0x([0-9a-f]{2}).* -> EIO$"
