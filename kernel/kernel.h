@@ -51,7 +51,7 @@ struct kernel_options {
 	size_t stack_size; /* stack=SIZE: the application's stack */
 	/* virtio_mmio.device=...: virtio-mmio devices the command line names,
 	 * wherever they stand in it (drivers/drivers.c probes them) */
-	struct cmdline_virtio_mmio virtio_mmio[8];
+	struct cmdline_virtio_mmio virtio_mmio[32]; /* microvm has 24 slots */
 	int nvirtio_mmio;
 };
 extern struct kernel_options kopt;
