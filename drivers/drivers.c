@@ -12,6 +12,7 @@
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
+#include "virtio_rng.h"
 #include "virtio_scsi.h"
 
 /* Gives a found device to its driver; 0, or a negative errno. */
@@ -21,6 +22,9 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_RNG:
+		*driver = "virtio-rng";
+		return virtio_rng_probe(vd, note, note_len);
 	case VIRTIO_ID_SCSI:
 		*driver = "virtio-scsi";
 		return virtio_scsi_probe(vd, note, note_len);

@@ -16,6 +16,7 @@
 #include "../kernel/blkdev.h"
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
+#include "../kernel/wait.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
 
@@ -76,7 +77,6 @@ struct slot {
 	struct virtio_blk_req_hdr hdr;
 	struct virtio_blk_discard_write_zeroes range;
 	uint8_t status;
-	uint32_t expect_len;   /* bytes the device must report written */
 	uint64_t submitted_ns; /* time_ns() when it went to the device */
 	struct blk_request *req;
 	struct slot *next_free;
@@ -96,11 +96,14 @@ struct virtio_blk {
 	uint16_t nslots;
 	unsigned inflight;   /* requests submitted, not yet handed back */
 	unsigned renotified; /* notifications sent by the queue's watchdog */
+	struct wait_source ws;
+	uint16_t seen_used; /* used->idx when the wait loop last looked */
 };
 
 static struct virtio_blk disks[MAX_DISKS];
-static const struct blk_dev_ops virtio_blk_ops;
 static int ndisks;
+
+static const struct blk_dev_ops virtio_blk_ops;
 
 static bool has(const struct virtio_blk *d, unsigned bit) { return virtio_has_feature(d->vd.features, bit); }
 
@@ -109,6 +112,53 @@ static uint32_t cfg32(struct virtio_blk *d, uint32_t off)
 	uint32_t v;
 	virtio_config_read(&d->vd, off, &v, 4);
 	return v;
+}
+
+static void stall_check(struct virtio_blk *d);
+
+/* ---- the disk as a wait source (kernel/wait.h) ---------------------------
+ * The completions themselves are taken by whoever waits for them (the block
+ * layer's cond, through virtio_blk_poll()); the source only tells the loop
+ * that new ones came, looks for a lost notification, and turns the queue's
+ * wake-up on and off. */
+
+static bool src_poll(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	if (d->broken)
+		return false;
+	stall_check(d);
+	uint16_t idx = virtq_used_idx(&d->q);
+	bool news = idx != d->seen_used;
+	d->seen_used = idx;
+	return news;
+}
+
+/* Completions nobody has taken yet (asynchronous ones, while the caller
+ * sleeps) are not a reason to stay awake; new ones are. */
+static bool src_arm(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	return !d->broken && virtq_enable_notify(&d->q) && virtq_used_idx(&d->q) != d->seen_used;
+}
+
+static void src_disarm(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	if (!d->broken)
+		virtq_disable_notify(&d->q);
+}
+
+/* With requests at the device, the watchdog wants a look once per stall
+ * period; without an interrupt, the completions want one sooner. Requests
+ * it has finished and nobody has taken yet (an application that submits,
+ * then sleeps) need no look at all. */
+static uint64_t src_deadline(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	if (d->broken || virtq_inflight(&d->q) <= virtq_used_pending(&d->q))
+		return WAIT_FOREVER;
+	return time_ns() + (d->vd.irq_vector ? VIRTQ_STALL_NS : 100000);
 }
 
 int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len)
@@ -165,11 +215,19 @@ int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len
 		d->slots[i].next_free = d->free_slots;
 		d->free_slots = &d->slots[i];
 	}
+	virtio_irq_setup(&d->vd, 1);
 	virtio_ready(&d->vd);
 
 	ksnprintf(d->name, sizeof(d->name), "vd%c", 'a' + ndisks);
-	ksnprintf(note, note_len, "%s %lu MiB%s%s", d->name, (unsigned long)(d->sectors >> 11),
-	          has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)");
+	ksnprintf(note, note_len, "%s %lu MiB%s%s, %s", d->name, (unsigned long)(d->sectors >> 11),
+	          has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)", d->vd.wake);
+	d->ws = (struct wait_source){.name = d->name,
+	                             .poll = src_poll,
+	                             .arm = d->vd.irq_vector ? src_arm : NULL,
+	                             .disarm = src_disarm,
+	                             .deadline = src_deadline,
+	                             .ctx = d};
+	wait_add_source(&d->ws);
 	ndisks++;
 	return blk_register(&virtio_blk_ops, d);
 }
@@ -204,10 +262,14 @@ static void virtio_blk_info(void *dev, struct blk_info *info)
 	info->modern = d->vd.modern;
 	info->max_discard = (uint64_t)d->max_discard_sectors * 512;
 	info->max_zeroes = (uint64_t)d->max_write_zeroes_sectors * 512;
+	/* The first word of the wake-up the boot log names: msix, intx, irq, timer. */
+	size_t w = strcspn(d->vd.wake, " ");
+	ksnprintf(info->wakeup, sizeof(info->wakeup), "%.*s", (int)w, d->vd.wake);
 	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 
 static unsigned virtio_blk_inflight(void *dev) { return ((struct virtio_blk *)dev)->inflight; }
+static uint64_t virtio_blk_wakeups(void *dev) { return virtio_irq_count(&((struct virtio_blk *)dev)->vd); }
 
 static uint64_t virtio_blk_oldest_ns(void *dev)
 {
@@ -256,13 +318,11 @@ static int virtio_blk_submit(void *dev, struct blk_request *r)
 		if (n < 0)
 			return n;
 		n_out = r->op == BLK_WRITE ? n : 1;
-		s->expect_len = r->op == BLK_READ ? r->len + 1 : 1;
 		break;
 	case BLK_FLUSH:
 		s->hdr.type = VIRTIO_BLK_T_FLUSH;
 		s->hdr.sector = 0;
 		n = n_out = 1;
-		s->expect_len = 1;
 		break;
 	case BLK_GET_ID:
 		s->hdr.type = VIRTIO_BLK_T_GET_ID;
@@ -270,7 +330,6 @@ static int virtio_blk_submit(void *dev, struct blk_request *r)
 		b[1] = (struct virtq_buf){r->buf, VIRTIO_BLK_ID_BYTES};
 		n = 2;
 		n_out = 1;
-		s->expect_len = 0; /* the ID may be shorter than 20 bytes */
 		break;
 	case BLK_DISCARD:
 	case BLK_WRITE_ZEROES: {
@@ -285,7 +344,6 @@ static int virtio_blk_submit(void *dev, struct blk_request *r)
 		s->range = (struct virtio_blk_discard_write_zeroes){.sector = sector, .num_sectors = r->len / 512};
 		b[1] = (struct virtq_buf){&s->range, sizeof(s->range)};
 		n = n_out = 2;
-		s->expect_len = 1;
 		break;
 	}
 	default:
@@ -364,10 +422,15 @@ static int virtio_blk_poll(void *dev, struct blk_request **done, int max)
 		}
 		struct slot *s = cookie;
 		struct blk_request *r = s->req;
+		/* The status byte decides, not the used length: the queue has
+		 * already refused a length above the writable buffers, and a
+		 * shorter one is no sign of missing data (§2.7.8.2: "The device
+		 * MAY write more than len bytes"); legacy devices are known to
+		 * report it wrongly (Linux stopped checking it, commit
+		 * f124034faa91). A device that never wrote the status leaves our
+		 * 0xff there: -EIO. */
+		(void)len;
 		r->status = status_errno(s->status);
-		/* A read that claims success must have delivered every byte. */
-		if (r->status == 0 && s->expect_len && len != s->expect_len)
-			r->status = -EIO;
 		s->req = NULL;
 		s->next_free = d->free_slots;
 		d->free_slots = s;
@@ -395,5 +458,6 @@ static const struct blk_dev_ops virtio_blk_ops = {
     .poll = virtio_blk_poll,
     .inflight = virtio_blk_inflight,
     .oldest_ns = virtio_blk_oldest_ns,
+    .wakeups = virtio_blk_wakeups,
     .abandon = virtio_blk_abandon,
 };

@@ -27,6 +27,7 @@
 
 #include "../kernel/blkdev.h"
 #include "../kernel/kernel.h"
+#include "../kernel/wait.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_scsi.h"
 
@@ -169,6 +170,7 @@ struct scsi_ctrl {
 	bool broken;
 	uint32_t max_xfer; /* bytes per command, from max_sectors */
 	unsigned nluns;
+	struct wait_source ws;
 };
 
 struct lun {
@@ -359,8 +361,11 @@ static void ctrl_stop(struct scsi_ctrl *c, const char *why)
 	c->broken = true;
 	/* Reset first: after this the device no longer touches our memory, so the requests'
 	 * buffers can go back to their owners. */
-	virtio_reset(&c->vd);
+	bool reset = virtio_reset(&c->vd);
 	klog("virtio-scsi %s: %s; the controller is stopped and its requests fail", c->vd.where, why);
+	if (!reset)
+		klog("virtio-scsi %s: the device did not reset: it may still write to memory it was given",
+		     c->vd.where);
 }
 
 /* The outcome of a used chain: 0, a negative errno, or 1 to send the command again. Logs
@@ -477,10 +482,12 @@ static void event(struct scsi_ctrl *c, const struct virtio_scsi_event *e)
 		klog("virtio-scsi %s: LUN %u:%u added (used after a reboot)", c->vd.where, target, lun);
 }
 
-static void ctrl_poll(struct scsi_ctrl *c)
+/* Takes in what the device used on both queues; true when there was anything. */
+static bool ctrl_poll(struct scsi_ctrl *c)
 {
 	void *cookie;
 	uint32_t len;
+	bool any = false;
 	while (!c->broken) {
 		int got = virtq_get_used(&c->reqq, &cookie, &len);
 		if (got == 0) {
@@ -494,6 +501,7 @@ static void ctrl_poll(struct scsi_ctrl *c)
 			break;
 		}
 		complete(c, cookie, len);
+		any = true;
 	}
 	while (!c->broken && c->nevents) {
 		int got = virtq_get_used(&c->evq, &cookie, &len);
@@ -505,7 +513,47 @@ static void ctrl_poll(struct scsi_ctrl *c)
 		struct virtq_buf b = {e, sizeof(*e)};
 		if (virtq_add(&c->evq, &b, 0, 1, e) == 0)
 			virtq_kick(&c->evq);
+		any = true;
 	}
+	return any;
+}
+
+/* ---- the controller as a wait source (kernel/wait.h) ----------------------------------
+ * Unlike a virtio-blk disk, a controller's completions are taken in by the source itself:
+ * they only move to their LUN's list (the block layer hands them out when it polls that
+ * disk), and an event (a LUN removed) must be seen even while nobody waits for a disk. */
+
+static bool src_poll(void *ctx) { return ctrl_poll(ctx); }
+
+static bool src_arm(void *ctx)
+{
+	struct scsi_ctrl *c = ctx;
+	if (c->broken)
+		return false;
+	bool pending = virtq_enable_notify(&c->reqq);
+	if (c->nevents)
+		pending |= virtq_enable_notify(&c->evq);
+	return pending;
+}
+
+static void src_disarm(void *ctx)
+{
+	struct scsi_ctrl *c = ctx;
+	if (c->broken)
+		return;
+	virtq_disable_notify(&c->reqq);
+	if (c->nevents)
+		virtq_disable_notify(&c->evq);
+}
+
+/* With commands at the device, the watchdog wants a look once per stall period; without an
+ * interrupt, the completions want one sooner. */
+static uint64_t src_deadline(void *ctx)
+{
+	struct scsi_ctrl *c = ctx;
+	if (c->broken || virtq_inflight(&c->reqq) <= virtq_used_pending(&c->reqq))
+		return WAIT_FOREVER;
+	return time_ns() + (c->vd.irq_vector ? VIRTQ_STALL_NS : 100000);
 }
 
 /* ---- the driver's own commands (start-up) -------------------------------------------- */
@@ -1001,6 +1049,8 @@ int virtio_scsi_probe(const struct virtio_dev *found, char *note, size_t note_le
 	}
 	for (int i = c->nslots - 1; i >= 0; i--)
 		slot_give(c, &c->slots[i]);
+	/* One wake-up for the three queues (the control queue has none set up). */
+	virtio_irq_setup(&c->vd, 3);
 	virtio_ready(&c->vd);
 	/* §5.6.6.3: the driver keeps the event queue stocked with device-writable buffers
 	 * of at least sizeof(struct virtio_scsi_event); events that find none are lost
@@ -1015,6 +1065,13 @@ int virtio_scsi_probe(const struct virtio_dev *found, char *note, size_t note_le
 	nctrls++;
 	int first = nluns;
 	int n = scan(c, max_target);
+	c->ws = (struct wait_source){.name = "virtio-scsi",
+	                             .poll = src_poll,
+	                             .arm = c->vd.irq_vector ? src_arm : NULL,
+	                             .disarm = src_disarm,
+	                             .deadline = src_deadline,
+	                             .ctx = c};
+	wait_add_source(&c->ws);
 	char *p = note;
 	size_t left = note_len;
 	int w = ksnprintf(p, left, "%d LUN%s", n, n == 1 ? "" : "s");

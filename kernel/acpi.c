@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "io.h"
+#include "irq.h"
 #include "kernel.h"
 
 struct acpi_header {
@@ -50,11 +51,21 @@ static uint64_t sleep_ctl_addr; /* 0 if none */
 static uint16_t slp_typ_s5;     /* SLP_TYPa for S5 */
 static bool s5_found;
 static uint64_t mcfg_base; /* ECAM base for segment 0 */
-/* virtio-mmio register blocks the DSDT lists (microvm). */
+/* virtio-mmio register blocks the DSDT lists (microvm), with their interrupts. */
 #define MAX_VIRTIO_MMIO 32
 static uint64_t virtio_mmio_base[MAX_VIRTIO_MMIO];
+static struct acpi_irq virtio_mmio_irq[MAX_VIRTIO_MMIO]; /* gsi UINT32_MAX: none found */
 static int nvirtio_mmio;
+/* IOAPICs the MADT lists. */
+#define MAX_IOAPICS 8
+static struct acpi_ioapic ioapics[MAX_IOAPICS];
+static int nioapics;
 static uint8_t mcfg_bus_end;
+/* The FADT's fixed I/O port blocks, [start, length], for kernel/pci.c: no
+ * I/O BAR may land on them. */
+#define MAX_PORT_BLOCKS 8
+static uint32_t port_blocks[MAX_PORT_BLOCKS][2];
+static int nport_blocks;
 
 static bool checksum_ok(const void *p, size_t n)
 {
@@ -110,8 +121,10 @@ static void parse_s5(const struct acpi_header *dsdt)
  * virtio-mmio devices in the DSDT (QEMU's microvm): a Device whose _HID is the
  * string "LNRO0005", followed by a _CRS resource template holding a
  * Memory32Fixed descriptor (tag 0x86, length 9: flags, base, size) for its
- * registers. Without an AML interpreter, look for the string and take the
- * first such descriptor within the next few dozen bytes.
+ * registers and an Extended Interrupt descriptor (§6.4.3.6: tag 0x89, a
+ * 16-bit length, flags, a count, then 32-bit GSIs) for its interrupt.
+ * Without an AML interpreter, look for the string and take the first such
+ * descriptors within the next few dozen bytes.
  */
 static void parse_virtio_mmio(const struct acpi_header *dsdt)
 {
@@ -119,11 +132,24 @@ static void parse_virtio_mmio(const struct acpi_header *dsdt)
 	for (p += sizeof(*dsdt); p + 9 < end && nvirtio_mmio < MAX_VIRTIO_MMIO; p++) {
 		if (p[0] != 'L' || memcmp(p, "LNRO0005", 9) != 0) /* with its NUL */
 			continue;
-		for (const uint8_t *q = p + 9; q + 12 <= end && q < p + 96; q++)
-			if (q[0] == 0x86 && q[1] == 0x09 && q[2] == 0x00) {
-				virtio_mmio_base[nvirtio_mmio++] = *(const uint32_t *)(q + 4);
+		for (const uint8_t *q = p + 9; q + 12 <= end && q < p + 96; q++) {
+			if (q[0] != 0x86 || q[1] != 0x09 || q[2] != 0x00)
+				continue;
+			struct acpi_irq irq = {.gsi = UINT32_MAX};
+			for (const uint8_t *r = q + 12; r + 9 <= end && r < q + 48; r++) {
+				uint16_t len = (uint16_t)(r[1] | r[2] << 8);
+				if (r[0] != 0x89 || len < 6 || r[4] < 1)
+					continue;
+				/* Flags bit 1: edge (else level); bit 2: active low. */
+				irq = (struct acpi_irq){.gsi = *(const uint32_t *)(r + 5),
+				                        .level = !(r[3] & 2),
+				                        .active_low = (r[3] & 4) != 0};
 				break;
 			}
+			virtio_mmio_irq[nvirtio_mmio] = irq;
+			virtio_mmio_base[nvirtio_mmio++] = *(const uint32_t *)(q + 4);
+			break;
+		}
 	}
 }
 
@@ -132,6 +158,43 @@ int acpi_virtio_mmio(uint64_t *bases, int max)
 	int n = nvirtio_mmio < max ? nvirtio_mmio : max;
 	for (int i = 0; i < n; i++)
 		bases[i] = virtio_mmio_base[i];
+	return n;
+}
+
+int acpi_virtio_mmio_irq(uint64_t base, struct acpi_irq *irq)
+{
+	for (int i = 0; i < nvirtio_mmio; i++) {
+		if (virtio_mmio_base[i] != base || virtio_mmio_irq[i].gsi == UINT32_MAX)
+			continue;
+		*irq = virtio_mmio_irq[i];
+		return 0;
+	}
+	return -1;
+}
+
+/* MADT (§5.2.12): after the 44-byte header (APIC address, flags), entries
+ * of (type, length, ...); type 1 is an IOAPIC: id, reserved, its 32-bit
+ * address and the first global system interrupt it serves. */
+static void parse_madt(const struct acpi_header *madt)
+{
+	const uint8_t *e = (const uint8_t *)madt + 44, *end = (const uint8_t *)madt + madt->length;
+	for (; e + 2 <= end && e[1] >= 2 && e + e[1] <= end; e += e[1])
+		if (e[0] == 1 && e[1] >= 12 && nioapics < MAX_IOAPICS)
+			ioapics[nioapics++] = (struct acpi_ioapic){.addr = *(const uint32_t *)(e + 4),
+			                                           .gsi_base = *(const uint32_t *)(e + 8)};
+}
+
+int acpi_ioapics(struct acpi_ioapic *out, int max)
+{
+	if (nioapics == 0) {
+		/* No MADT: the one IOAPIC every PC has, where it always is. */
+		if (max > 0)
+			out[0] = (struct acpi_ioapic){.addr = 0xfec00000, .gsi_base = 0};
+		return max > 0;
+	}
+	int n = nioapics < max ? nioapics : max;
+	for (int i = 0; i < n; i++)
+		out[i] = ioapics[i];
 	return n;
 }
 
@@ -144,6 +207,21 @@ static void parse_fadt(const struct acpi_header *fadt)
 		dsdt = *(const uint64_t *)(f + 140); /* X_DSDT */
 	if (pm1a < 0x10000)
 		pm1a_cnt = (uint16_t)pm1a;
+	/* §5.2.9 Table 5.9: SMI_CMD at 48; the PM1a/b event, PM1a/b control,
+	 * PM2 control, PM timer, GPE0 and GPE1 blocks at 56..84, their lengths
+	 * (one byte each; PM1 event and control lengths shared by a and b) at
+	 * 88..93. A block of address 0 is absent. */
+	if (fadt->length >= 94) {
+		static const uint8_t len_at[8] = {88, 88, 89, 89, 90, 91, 92, 93};
+		uint32_t smi = *(const uint32_t *)(f + 48);
+		if (smi && smi < 0x10000)
+			port_blocks[nport_blocks][0] = smi, port_blocks[nport_blocks++][1] = 1;
+		for (int i = 0; i < 8 && nport_blocks < MAX_PORT_BLOCKS; i++) {
+			uint32_t base = *(const uint32_t *)(f + 56 + 4 * i), len = f[len_at[i]];
+			if (base && len && base < 0x10000)
+				port_blocks[nport_blocks][0] = base, port_blocks[nport_blocks++][1] = len;
+		}
+	}
 	/* SLEEP_CONTROL_REG at offset 244 (ACPI 5.0+, §5.2.9 Table 5.9). */
 	if (fadt->length >= 256 && f[244] <= 1) {
 		sleep_ctl_space = f[244];
@@ -193,9 +271,19 @@ void acpi_init(uint64_t rsdp_addr)
 			parse_fadt(t);
 		else if (memcmp(t->signature, "MCFG", 4) == 0)
 			parse_mcfg(t);
+		else if (memcmp(t->signature, "APIC", 4) == 0)
+			parse_madt(t);
 	}
 	kdebug("acpi: PM1a_CNT 0x%x, sleep control 0x%lx, S5 %s (SLP_TYP %u), MCFG 0x%lx", pm1a_cnt, sleep_ctl_addr,
 	       s5_found ? "found" : "missing", slp_typ_s5, mcfg_base);
+}
+
+int acpi_fixed_ports(uint32_t (*blocks)[2], int max)
+{
+	int n = nport_blocks < max ? nport_blocks : max;
+	for (int i = 0; i < n; i++)
+		blocks[i][0] = port_blocks[i][0], blocks[i][1] = port_blocks[i][1];
+	return n;
 }
 
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end)
@@ -214,10 +302,13 @@ void acpi_poweroff(void)
 	} else if (sleep_ctl_addr) {
 		/* §4.8.3.7: SLP_TYPx in bits 2-4, SLP_EN in bit 5. */
 		uint8_t v = (uint8_t)((slp_typ_s5 & 7) << 2 | 1 << 5);
+		volatile void *reg = sleep_ctl_space == 1 ? NULL : mmio_map(sleep_ctl_addr, 1);
 		if (sleep_ctl_space == 1)
 			outb((uint16_t)sleep_ctl_addr, v);
+		else if (reg)
+			mmio_write8(reg, v);
 		else
-			mmio_write8(mmio_map(sleep_ctl_addr, 1), v);
+			return; /* mmio_map() said why; the caller falls back */
 	} else {
 		return;
 	}

@@ -5,7 +5,9 @@
  * registers it with a small table of operations and a context pointer of its
  * own; the block layer makes it /dev/NAME and an index of <ringlet/blk.h>,
  * checks every request against its blk_info before the driver sees it, and
- * does the waiting. Requests are struct blk_request; offsets are already
+ * does the waiting (in the kernel's one wait loop, kernel/wait.h: a driver
+ * registers its device there as a wait source of its own, so that the loop
+ * wakes for its completions). Requests are struct blk_request; offsets are already
  * checked against the disk and aligned to its block size.
  *
  * While the driver holds a request (from submit until poll hands it back)
@@ -33,6 +35,9 @@ struct blk_dev_ops {
 	/* time_ns() at which the oldest request in flight was submitted (now,
 	 * when none is): the block layer's deadline counts from there. */
 	uint64_t (*oldest_ns)(void *dev);
+	/* Device interrupts that woke the wait loop so far (blk_info()'s
+	 * wakeups); NULL: the disk has none of its own. */
+	uint64_t (*wakeups)(void *dev);
 	/* Stops a device that stopped answering: reset, and every request in
 	 * flight completes with -EIO. */
 	void (*abandon)(void *dev, const char *why);

@@ -102,8 +102,14 @@ uintptr_t pmem_top(void); /* end of the highest usable RAM */
 void pmem_largest_free(uintptr_t *start, uintptr_t *end);
 
 void paging_init(const struct boot_info *bi);
-/* Maps device registers uncached (identity); returns the address to use. */
+/* Maps device registers uncached (identity); returns the address to use, or
+ * NULL (with a log line) when [phys, phys+len) is not surely device space:
+ * RAM the memory map lists, the first MiB, the kernel image, beyond the
+ * CPU's address width. Every caller copes with NULL. */
 volatile void *mmio_map(uint64_t phys, size_t len);
+/* Why mmio_map() would refuse the range (a few words), or NULL if it would
+ * not; then *past (if not NULL) is the first address after what refused it. */
+const char *mmio_refusal(uint64_t phys, uint64_t len, uint64_t *past);
 /* Makes one page fault on any access (guard pages). */
 void paging_unmap_page(uintptr_t va);
 bool paging_is_mapped(uintptr_t va);
@@ -120,9 +126,10 @@ extern uint64_t boot_tsc; /* TSC at entry (boot/entry.S) */
 void time_init(void);
 uint64_t time_ns(void);          /* nanoseconds since entry */
 uint64_t time_realtime_ns(void); /* nanoseconds since 1970, from the RTC at boot */
-void time_sleep_ns(uint64_t ns); /* halts the CPU between timer ticks */
-/* Waits briefly for the next event: spins a little, then halts until the
- * next timer tick or deadline_ns (time_ns() clock), whichever is first. */
+void time_sleep_ns(uint64_t ns); /* waits in the wait loop (kernel/wait.h) */
+/* The wait loop's halt: `sti; hlt` until a device interrupt or deadline_ns
+ * (time_ns() clock; at most a second ahead); a deadline under 20 us away is
+ * spun out instead. Only kernel/wait.c should call this. */
 void time_idle(uint64_t deadline_ns);
 void time_lapic_init(void);
 
@@ -132,6 +139,9 @@ void acpi_init(uint64_t rsdp);
 void acpi_poweroff(void);
 /* The memory-mapped PCI configuration space of segment 0 (from MCFG). */
 bool acpi_mcfg(uint64_t *base, uint8_t *bus_end);
+/* The I/O port blocks the FADT names (SMI command, PM1a/b event and control,
+ * PM2 control, PM timer, GPE0/1), as [first port, length]; returns how many. */
+int acpi_fixed_ports(uint32_t (*blocks)[2], int max);
 /* The virtio-mmio register blocks the DSDT lists; returns how many. */
 int acpi_virtio_mmio(uint64_t *bases, int max);
 

@@ -3,18 +3,23 @@
  * application's main().
  *
  * Every boot path (boot/) ends in kernel_main() with a struct boot_info.
- * From there: randomise the stack canary, console, clock, CPU tables, ACPI,
- * memory (pages, page tables, heap), then the application on a stack of its
- * own with a guard page below it. main()'s return value ends the guest.
+ * From there: a first stack canary, console, clock, CPU tables, ACPI,
+ * memory (pages, page tables, heap), drivers, the random-number generator
+ * (seeded from virtio-rng and the CPU) and a canary from it, then the
+ * application on a stack of its own with a guard page below it. main()'s
+ * return value ends the guest.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <ringlet/random.h>
+
 #include "../boot/bootinfo.h"
 #include "fd.h"
 #include "io.h"
 #include "kernel.h"
+#include "random.h"
 
 struct kernel_options kopt = {.stack_size = 512 * 1024};
 
@@ -35,8 +40,9 @@ static uint64_t main_ns; /* time from entry to main() */
 static const char *const boot_source_names[] = {"?", "PVH", "multiboot2", "UEFI"};
 
 /*
- * A random canary, before any function that checks it can return. This
- * function itself must not be protected: it changes the value it would check.
+ * A first random canary, before any function that checks it can return.
+ * This function itself must not be protected: it changes the value it would
+ * check. stack_guard_reseed() replaces it from the CSPRNG before main().
  */
 __attribute__((no_stack_protector)) static void stack_guard_init(void)
 {
@@ -58,6 +64,19 @@ __attribute__((no_stack_protector)) static void stack_guard_init(void)
 	__stack_chk_guard = v;
 }
 
+/*
+ * The canary the application runs with, from the seeded CSPRNG. Every frame
+ * below this one belongs to a function that never returns (kernel_main()
+ * and the boot path that called it), and random_bytes() has returned before
+ * the value changes, so no check ever compares against the old value.
+ */
+__attribute__((no_stack_protector)) static void stack_guard_reseed(void)
+{
+	uintptr_t v;
+	random_bytes(&v, sizeof(v));
+	__stack_chk_guard = v & ~0xffull; /* the zero low byte, as above */
+}
+
 /* Kernel options are the words before "--"; without "--", the words the
  * kernel knows are its own and the rest go to the application. */
 static bool kernel_option(const char *w, bool warn)
@@ -70,6 +89,8 @@ static bool kernel_option(const char *w, bool warn)
 	else if (strncmp(w, "stack=", 6) == 0 && cmdline_parse_size(w + 6, &size) == 0 && size >= 16384 &&
 	         size <= (1ull << 30))
 		kopt.stack_size = size;
+	else if (random_option(w))
+		;
 	else {
 		if (warn)
 			kprintf("ringlet: unknown kernel option '%s' (ignored)\n", w);
@@ -141,7 +162,7 @@ static _Noreturn void app_start(void)
 
 uint64_t ringlet_main_ns(void) { return main_ns; }
 
-_Noreturn void kernel_main(struct boot_info *bi)
+__attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info *bi)
 {
 	stack_guard_init();
 	console_init();
@@ -166,6 +187,8 @@ _Noreturn void kernel_main(struct boot_info *bi)
 	     (unsigned long)(heap_max_bytes() >> 20));
 	drivers_init();
 	blk_init();
+	random_init();
+	stack_guard_reseed();
 
 	uintptr_t top = stack_alloc(kopt.stack_size, "main stack");
 	stack_switch_call(top, app_start);

@@ -13,6 +13,13 @@
  *     (also above 4 GiB); RAM is mapped write-back.
  * RAM is mapped with 2 MiB pages except where finer rights are needed.
  *
+ * mmio_map() is where a number a device or firmware handed us (a BAR, an
+ * ACPI address) becomes a writable mapping, so it refuses anything it is not
+ * sure is device space: RAM of any kind the boot memory map lists, the first
+ * MiB, the kernel image, and addresses the CPU cannot reach. Remapping RAM
+ * uncached and writable would let a device steer our writes into page
+ * tables, stacks or the kernel itself.
+ *
  * Implements: Intel SDM vol. 3A, §4.5 (4-level paging), §11.12 (PAT: PCD/PWT).
  */
 #include <stdint.h>
@@ -31,10 +38,20 @@
 #define PTE_ADDR 0x000ffffffffff000ull
 #define HUGE     (2ul << 20)
 
-extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[], __kernel_end[];
+extern char __kernel_start[], __text_start[], __text_end[], __rodata_start[], __rodata_end[], __kernel_end[];
 extern char boot_stack_guard[];
 
 static uint64_t *pml4;
+
+/* The RAM the boot memory map lists (usable, ACPI reclaim/NVS, bad), kept
+ * for mmio_map()'s refusals: the boot_info struct does not outlive boot. */
+struct ram_range {
+	uint64_t start, end;
+	uint32_t type;
+};
+static struct ram_range ram[BOOT_MEM_MAX];
+static int nram;
+static uint64_t phys_limit; /* 1 << MAXPHYADDR */
 
 static uint64_t *table_alloc(void)
 {
@@ -99,9 +116,36 @@ static bool is_ram(uint64_t type)
 	return type == BOOT_MEM_USABLE || type == BOOT_MEM_ACPI_RECLAIM || type == BOOT_MEM_ACPI_NVS;
 }
 
+/* What mmio_map() must never map as a device: RAM of every kind, and any
+ * type this kernel does not know (it cannot be sure that is device space).
+ * Only "reserved" may hold devices (the ECAM window, firmware's MMIO). */
+static bool not_device(uint32_t type) { return type != BOOT_MEM_RESERVED; }
+
+static void remember_ram(const struct boot_info *bi)
+{
+	for (uint32_t i = 0; i < bi->mem_count && nram < (int)ARRAY_SIZE(ram); i++) {
+		const struct boot_mem_entry *e = &bi->mem[i];
+		if (not_device(e->type) && e->len && e->addr + e->len > e->addr)
+			ram[nram++] = (struct ram_range){e->addr, e->addr + e->len, e->type};
+	}
+	/* Intel SDM vol. 3A §4.1.4: CPUID 0x80000008 EAX[7:0] is MAXPHYADDR;
+	 * 36 bits when the leaf is missing. Bits above it in a page-table
+	 * entry are reserved: such a mapping would fault on first use. */
+	uint32_t r[4];
+	cpuid(0x80000000, 0, r);
+	unsigned bits = 36;
+	if (r[0] >= 0x80000008) {
+		cpuid(0x80000008, 0, r);
+		if ((r[0] & 0xff) >= 32 && (r[0] & 0xff) <= 52)
+			bits = r[0] & 0xff;
+	}
+	phys_limit = 1ull << bits;
+}
+
 void paging_init(const struct boot_info *bi)
 {
 	pml4 = table_alloc();
+	remember_ram(bi);
 
 	/* RAM, in 2 MiB pages, read/write, never executable. A 2 MiB chunk is
 	 * mapped when any RAM lies in it; holes between are left unmapped. */
@@ -141,8 +185,47 @@ void paging_init(const struct boot_info *bi)
 	write_cr3((uintptr_t)pml4);
 }
 
+const char *mmio_refusal(uint64_t phys, uint64_t len, uint64_t *past)
+{
+	static const char *const names[] = {"?",      "usable RAM", "reserved", "ACPI tables (RAM)", "ACPI NVS (RAM)",
+	                                    "bad RAM"};
+	uint64_t dummy;
+	if (!past)
+		past = &dummy;
+	*past = ~0ull;
+	if (!phys_limit)
+		return "too early: the kernel's page tables are not built yet";
+	if (len == 0)
+		return "an empty range";
+	if (phys + len < phys || phys + len > phys_limit)
+		return "beyond the CPU's physical address width";
+	/* The mapping covers whole pages: so does the check (RAM that shares
+	 * a page with a device's registers would be mapped with them). */
+	uint64_t end = ALIGN_UP(phys + len, PAGE_SIZE);
+	phys = ALIGN_DOWN(phys, PAGE_SIZE);
+	if (phys < 0x100000) {
+		*past = 0x100000;
+		return "the first MiB (BIOS and real-mode area)";
+	}
+	if (phys < (uintptr_t)__kernel_end && end > (uintptr_t)__kernel_start) {
+		*past = ALIGN_UP((uintptr_t)__kernel_end, PAGE_SIZE);
+		return "the kernel image";
+	}
+	for (int i = 0; i < nram; i++)
+		if (phys < ram[i].end && end > ram[i].start) {
+			*past = ALIGN_UP(ram[i].end, PAGE_SIZE);
+			return ram[i].type < ARRAY_SIZE(names) ? names[ram[i].type] : "memory of an unknown type";
+		}
+	return NULL;
+}
+
 volatile void *mmio_map(uint64_t phys, size_t len)
 {
+	const char *why = mmio_refusal(phys, len, NULL);
+	if (why) {
+		klog("mmio_map: refused 0x%lx-0x%lx: %s", (unsigned long)phys, (unsigned long)(phys + len - 1), why);
+		return NULL;
+	}
 	/* Uncached (PCD|PWT): device registers must see every access, in order. */
 	for (uint64_t a = ALIGN_DOWN(phys, PAGE_SIZE); a < phys + len; a += PAGE_SIZE) {
 		map_page(a, PTE_P | PTE_W | PTE_PCD | PTE_PWT | PTE_NX);

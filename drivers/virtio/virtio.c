@@ -12,32 +12,42 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "virtio_dev.h"
 
 uint8_t virtio_status(struct virtio_dev *vd) { return vd->t->get_status(vd); }
 
-void virtio_reset(struct virtio_dev *vd)
+bool virtio_reset(struct virtio_dev *vd)
 {
 	vd->t->set_status(vd, 0);
 	/* §4.1.4.3.2 (and §4.2.2.1 for MMIO): "After writing 0 to
 	 * device_status, the driver MUST wait for a read of device_status to
 	 * return 0 before reinitializing the device." Bounded: a device that
-	 * never resets is given up on. */
-	for (int i = 0; i < 1000000 && virtio_status(vd) != 0; i++)
+	 * never resets is given up on (the caller's to do). */
+	for (int i = 0; i < 1000000; i++) {
+		if (virtio_status(vd) == 0)
+			return true;
 		cpu_relax();
+	}
+	return false;
 }
 
 void virtio_fail(struct virtio_dev *vd, const char *why)
 {
 	vd->t->set_status(vd, virtio_status(vd) | VIRTIO_STATUS_FAILED);
-	klog("%s %s: %s", vd->name, vd->where, why);
+	klog("%s %s: %s", vd->name ? vd->name : "virtio", vd->where, why);
 }
 
 int virtio_start(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 {
-	/* 1. Reset the device (also one the firmware used to boot from). */
-	virtio_reset(vd);
+	/* 1. Reset the device (also one the firmware used to boot from), and
+	 *    drive it no further if it does not: it may still be using memory
+	 *    from before, and nothing it says can be trusted. */
+	if (!virtio_reset(vd)) {
+		virtio_fail(vd, "did not reset (status never read 0): given up");
+		return -EIO;
+	}
 	/* 2. ACKNOWLEDGE: we have noticed the device. */
 	vd->t->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE);
 	/* 3. DRIVER: we know how to drive it. */
@@ -89,13 +99,15 @@ int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, ui
 		size = (uint16_t)(1u << (31 - __builtin_clz(size > max_size ? max_size : size)));
 	}
 
+	/* The doorbell first: the transport may refuse the queue. */
+	void (*notify)(struct virtq *, void *);
+	void *ctx;
+	if (vd->t->queue_notify(vd, index, &notify, &ctx) != 0)
+		return -EIO;
 	size_t pages = ALIGN_UP(virtq_ring_bytes(size), PAGE_SIZE) / PAGE_SIZE;
 	void *ring = page_alloc(pages);
 	if (!ring)
 		return -ENOMEM;
-	void (*notify)(struct virtq *, void *);
-	void *ctx;
-	vd->t->queue_notify(vd, index, &notify, &ctx);
 	int err = virtq_init(q, index, size, ring, virtio_has_feature(vd->features, VIRTIO_F_EVENT_IDX), notify, ctx);
 	if (err) {
 		page_free(ring, pages);
@@ -123,3 +135,15 @@ void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t
 void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v) { vd->t->config_write32(vd, off, v); }
 
 uint8_t virtio_isr(struct virtio_dev *vd) { return vd->t->isr(vd); }
+
+void virtio_irq_setup(struct virtio_dev *vd, uint16_t nqueues)
+{
+	vd->irq_vector = 0;
+	if (!vd->t->setup_irq || vd->t->setup_irq(vd, nqueues) != 0) {
+		vd->irq_vector = 0;
+		ksnprintf(vd->wake, sizeof(vd->wake), "timer only");
+	}
+	kdebug("%s %s: wake-up %s, vector 0x%x", vd->name, vd->where, vd->wake, vd->irq_vector);
+}
+
+uint64_t virtio_irq_count(const struct virtio_dev *vd) { return vd->irq_vector ? irq_count(vd->irq_vector) : 0; }

@@ -43,8 +43,9 @@ struct virtio_transport {
 	void (*set_features)(struct virtio_dev *vd, uint64_t features);
 	/* Selects queue `index`; returns its largest size, 0 if there is none. */
 	uint16_t (*queue_max)(struct virtio_dev *vd, uint16_t index);
-	/* The notify function and context virtq_init() gets for that queue. */
-	void (*queue_notify)(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx);
+	/* The notify function and context virtq_init() gets for that queue: 0, or -EIO when
+	 * the device puts the queue's doorbell where we cannot ring it (the queue is refused). */
+	int (*queue_notify)(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx);
 	/* Programs the selected queue's size and ring addresses and enables it. */
 	void (*queue_enable)(struct virtio_dev *vd, struct virtq *q);
 	/* Copies device-specific configuration with the field widths §4.1.3.1
@@ -53,6 +54,11 @@ struct virtio_transport {
 	int (*config_generation)(struct virtio_dev *vd); /* -1: the transport has none */
 	void (*config_write32)(struct virtio_dev *vd, uint32_t off, uint32_t v);
 	uint8_t (*isr)(struct virtio_dev *vd);
+	/* Gives the device a wake-up interrupt for its queues 0..nqueues-1
+	 * (set up already) and none for config changes: sets irq_vector and
+	 * wake. Returns 0, or a negative errno when there is none to be had
+	 * (then the device stays as it was). NULL: the transport has none. */
+	int (*setup_irq)(struct virtio_dev *vd, uint16_t nqueues);
 };
 
 struct virtio_dev {
@@ -67,39 +73,55 @@ struct virtio_dev {
 	/* Modern PCI: the structures the capabilities point at (§4.1.4). */
 	volatile struct virtio_pci_common_cfg *common;
 	volatile uint8_t *notify_base;
-	uint32_t notify_mult;
+	uint32_t notify_len;  /* bytes of the notify area: every doorbell lies inside */
+	uint32_t notify_mult; /* notify_off_multiplier: 0 or an even power of 2 */
 	volatile uint8_t *isr_reg;
 	volatile uint8_t *devcfg;
-	uint32_t devcfg_len;
+	uint32_t devcfg_len; /* every access is checked against it */
 
-	/* Legacy PCI: the I/O port base of BAR0 (§4.1.4.8). */
+	/* Legacy PCI: the I/O port base of BAR0 (§4.1.4.8), its size, and where the device
+	 * configuration starts in it (0x14, or 0x18 once MSI-X is enabled). */
 	uint16_t io;
+	uint32_t io_size;
+	uint32_t legacy_cfg;
 
 	/* virtio-mmio: the register block (§4.2.2). */
 	volatile uint8_t *mmio;
+	uint64_t mmio_phys;
+
+	/* The wait loop's wake-up (virtio_irq_setup()): a vector (kernel/irq.c)
+	 * or 0 when only the timer wakes the loop for this device. */
+	int irq_vector;
+	char wake[16];    /* for the boot log: "msix", "intx irq 11", "irq 5", "timer only" */
+	uint8_t msix_cap; /* PCI: the MSI-X capability, when it is enabled */
 };
 
 /* The device type of a virtio PCI function, or 0 when it is not one. */
 int virtio_pci_type(const struct pci_dev *pci);
-/* Picks the PCI transport (modern when offered), maps it and resets the
- * device. Returns 0 or a negative errno (the device is then left alone). */
+/* Picks the PCI transport (modern when its capabilities check out), maps it
+ * and resets the device. Returns 0, -ENODEV (no usable interface) or -EIO
+ * (it does not reset); the device is then left alone. */
 int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci);
 /* A virtio-mmio register block at `base` (§4.2): 0 and vd filled in, or
- * -ENODEV when there is no device there (an empty slot) or it is unusable. */
+ * -ENODEV when there is no device there (an empty slot) or it is unusable,
+ * -EIO when it does not reset. */
 int virtio_mmio_probe(struct virtio_dev *vd, uint64_t base);
 
 /* Reset, ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK. Accepts the
  * offered subset of `wanted`; fails with -ENOTSUP when a `required` bit is
- * not offered and -EIO when the device refuses FEATURES_OK. */
+ * not offered and -EIO when the device does not reset or refuses FEATURES_OK. */
 int virtio_start(struct virtio_dev *vd, uint64_t wanted, uint64_t required);
 /* Sets up queue `index` with at most max_size descriptors (memory from the
  * page allocator). Returns 0, -ENOENT (no such queue), -ENOTSUP (a fixed
- * queue larger than VIRTQ_MAX_SIZE), -ENOMEM. */
+ * queue larger than VIRTQ_MAX_SIZE), -ENOMEM, -EIO (the transport refuses
+ * the queue: its doorbell is outside the notify area). */
 int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, uint16_t max_size);
 void virtio_ready(struct virtio_dev *vd);
 /* Gives up on the device: FAILED status and a log line. */
 void virtio_fail(struct virtio_dev *vd, const char *why);
-void virtio_reset(struct virtio_dev *vd);
+/* Writes status 0 and waits, bounded, for it to read back 0: true when the
+ * device did reset, false when it must be given up. */
+bool virtio_reset(struct virtio_dev *vd);
 uint8_t virtio_status(struct virtio_dev *vd);
 /* Copies `len` bytes of the device-specific configuration from `off`,
  * retrying until the device's config generation is stable (§2.5.1); zeros
@@ -108,5 +130,11 @@ void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t
 void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v);
 /* Reads (and so clears) the interrupt status: bit 1 is a config change. */
 uint8_t virtio_isr(struct virtio_dev *vd);
+/* After the queues are set up, before virtio_ready(): a wake-up interrupt
+ * for queues 0..nqueues-1 if the transport can give one (vd->irq_vector,
+ * vd->wake say which); otherwise "timer only". vd must stay where it is. */
+void virtio_irq_setup(struct virtio_dev *vd, uint16_t nqueues);
+/* Device interrupts (wake-ups) taken so far. */
+uint64_t virtio_irq_count(const struct virtio_dev *vd);
 
 #endif

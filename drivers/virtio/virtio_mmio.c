@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "virtio_dev.h"
 
@@ -82,11 +83,12 @@ static void notify(struct virtq *q, void *reg)
 	mmio_write32(reg, q->index);
 }
 
-static void queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
 	(void)index;
 	*fn = notify;
-	*ctx = (void *)(vd->mmio + MMIO_QUEUE_NOTIFY);
+	*ctx = (void *)(vd->mmio + MMIO_QUEUE_NOTIFY); /* one register for all queues */
+	return 0;
 }
 
 static void queue_enable(struct virtio_dev *vd, struct virtq *q)
@@ -110,7 +112,7 @@ static void queue_enable(struct virtio_dev *vd, struct virtq *q)
 
 static bool config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
 {
-	if (off + len > MMIO_SIZE - MMIO_CONFIG || off + len < off)
+	if ((uint64_t)off + len > MMIO_SIZE - MMIO_CONFIG)
 		return false;
 	/* §4.2.2.2: field-width accesses, as for PCI. */
 	for (uint32_t i = 0, w; i < len; i += w) {
@@ -127,7 +129,7 @@ static int config_generation(struct virtio_dev *vd) { return vd->t->modern ? (in
 
 static void config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	if (off + 4 <= MMIO_SIZE - MMIO_CONFIG)
+	if ((uint64_t)off + 4 <= MMIO_SIZE - MMIO_CONFIG) /* 64-bit: off + 4 must not wrap */
 		wr(vd, MMIO_CONFIG + off, v);
 }
 
@@ -138,12 +140,41 @@ static uint8_t isr(struct virtio_dev *vd)
 	return (uint8_t)s;
 }
 
+/* The wake-up interrupt's handler: "the driver MUST write a value with bits
+ * set [...] to InterruptACK" for the events it handled (§4.2.3.4): that
+ * also lowers a level-triggered line before the EOI. The work itself is
+ * left to the wait loop's polling. */
+static void irq_ack(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	uint32_t s = rd(vd, MMIO_INTERRUPT_STATUS);
+	if (s)
+		wr(vd, MMIO_INTERRUPT_ACK, s);
+}
+
+/* The device's interrupt line as its _CRS in the DSDT names it, through the
+ * IOAPIC; one line covers every queue, so nqueues does not matter. */
+static int setup_irq(struct virtio_dev *vd, uint16_t nqueues)
+{
+	struct acpi_irq irq;
+	(void)nqueues;
+	if (acpi_virtio_mmio_irq(vd->mmio_phys, &irq) != 0)
+		return -ENODEV;
+	int vector = irq_attach_gsi(irq.gsi, irq.level, irq.active_low, vd->name, irq_ack, vd);
+	if (vector < 0)
+		return -ENODEV;
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "irq %u", irq.gsi);
+	return 0;
+}
+
 #define MMIO_TRANSPORT(tname, is_modern)                                                                               \
 	{                                                                                                              \
 		.name = tname, .modern = is_modern, .get_status = get_status, .set_status = set_status,                \
 		.get_features = get_features, .set_features = set_features, .queue_max = queue_max,                    \
 		.queue_notify = queue_notify, .queue_enable = queue_enable, .config_copy = config_copy,                \
 		.config_generation = config_generation, .config_write32 = config_write32, .isr = isr,                  \
+		.setup_irq = setup_irq,                                                                                \
 	}
 static const struct virtio_transport mmio_modern = MMIO_TRANSPORT("mmio", true);
 static const struct virtio_transport mmio_legacy = MMIO_TRANSPORT("mmio-legacy", false);
@@ -152,7 +183,10 @@ int virtio_mmio_probe(struct virtio_dev *vd, uint64_t base)
 {
 	memset(vd, 0, sizeof(*vd));
 	vd->mmio = (volatile uint8_t *)mmio_map(base, MMIO_SIZE);
+	vd->mmio_phys = base;
 	ksnprintf(vd->where, sizeof(vd->where), "mmio 0x%lx", (unsigned long)base);
+	if (!vd->mmio)
+		return -ENODEV; /* RAM or the kernel's own range: mmio_map said why */
 	if (rd(vd, MMIO_MAGIC_VALUE) != MMIO_MAGIC)
 		return -ENODEV;
 	uint32_t version = rd(vd, MMIO_VERSION);
@@ -168,6 +202,9 @@ int virtio_mmio_probe(struct virtio_dev *vd, uint64_t base)
 		return -ENODEV;
 	}
 	vd->modern = vd->t->modern;
-	virtio_reset(vd);
+	if (!virtio_reset(vd)) {
+		klog("virtio %s: did not reset (status never read 0): given up", vd->where);
+		return -EIO;
+	}
 	return 0;
 }

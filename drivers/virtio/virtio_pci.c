@@ -14,9 +14,11 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "../../kernel/pci.h"
 #include "virtio_dev.h"
+#include "virtio_pci_caps.h"
 
 int virtio_pci_type(const struct pci_dev *pci)
 {
@@ -31,38 +33,32 @@ int virtio_pci_type(const struct pci_dev *pci)
 
 /* ---- finding the modern structures ------------------------------------- */
 
-static volatile uint8_t *map_cap(struct pci_dev *pci, uint8_t cap, uint32_t *len)
-{
-	uint8_t bar = pci_read8(pci, cap + 4);
-	uint32_t off = pci_read32(pci, cap + 8), length = pci_read32(pci, cap + 12);
-	if (bar > 5 || pci->bar[bar].io || length == 0)
-		return NULL;
-	if (len)
-		*len = length;
-	return pci_map_bar(pci, bar, off, length);
-}
+static uint32_t cfg_read32(void *ctx, uint8_t off) { return pci_read32(ctx, off); }
 
+/* The capability walk and its checks are in virtio_pci_caps.c; here the
+ * validated regions are mapped. */
 static bool modern_probe(struct virtio_dev *vd)
 {
 	struct pci_dev *pci = vd->pci;
-	/* §4.1.4: "The driver SHOULD use the first instance of each virtio
-	 * structure type it can support." */
-	for (uint8_t cap = pci_find_cap(pci, VIRTIO_PCI_CAP_ID_VNDR, 0); cap;
-	     cap = pci_find_cap(pci, VIRTIO_PCI_CAP_ID_VNDR, cap)) {
-		uint8_t type = pci_read8(pci, cap + 3);
-		if (type == VIRTIO_PCI_CAP_COMMON_CFG && !vd->common) {
-			uint32_t len;
-			vd->common = (volatile void *)map_cap(pci, cap, &len);
-			if (vd->common && len < sizeof(struct virtio_pci_common_cfg))
-				vd->common = NULL;
-		} else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG && !vd->notify_base) {
-			vd->notify_base = map_cap(pci, cap, NULL);
-			vd->notify_mult = pci_read32(pci, cap + 16);
-		} else if (type == VIRTIO_PCI_CAP_ISR_CFG && !vd->isr_reg) {
-			vd->isr_reg = map_cap(pci, cap, NULL);
-		} else if (type == VIRTIO_PCI_CAP_DEVICE_CFG && !vd->devcfg) {
-			vd->devcfg = map_cap(pci, cap, &vd->devcfg_len);
-		}
+	struct virtio_pci_cfg_source src = {.read32 = cfg_read32, .ctx = pci};
+	struct virtio_pci_layout l;
+
+	for (int i = 0; i < 6; i++)
+		src.bar_size[i] = pci->bar[i].io || !pci->bar[i].addr ? 0 : pci->bar[i].size;
+	const char *why = virtio_pci_parse_caps(&src, &l);
+	if (why) {
+		if (l.any) /* silent for a legacy-only device: it has nothing to refuse */
+			klog("virtio %s: modern interface refused: %s", vd->where, why);
+		return false;
+	}
+	vd->common = pci_map_bar(pci, l.common.bar, l.common.off, l.common.len);
+	vd->notify_base = pci_map_bar(pci, l.notify.bar, l.notify.off, l.notify.len);
+	vd->notify_len = l.notify.len;
+	vd->notify_mult = l.notify_mult;
+	vd->isr_reg = pci_map_bar(pci, l.isr.bar, l.isr.off, l.isr.len);
+	if (l.device.len) {
+		vd->devcfg = pci_map_bar(pci, l.device.bar, l.device.off, l.device.len);
+		vd->devcfg_len = vd->devcfg ? l.device.len : 0;
 	}
 	return vd->common && vd->notify_base && vd->isr_reg;
 }
@@ -102,11 +98,23 @@ static void notify_modern(struct virtq *q, void *doorbell)
 	mmio_write16(doorbell, q->index);
 }
 
-static void modern_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int modern_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
+	struct virtio_pci_layout l = {.notify = {.len = vd->notify_len}, .notify_mult = vd->notify_mult};
+	uint32_t doorbell;
+
 	mmio_write16(&vd->common->queue_select, index);
+	/* The device picks the doorbell: checked against the notify area as
+	 * it is read, in 64-bit arithmetic, or every kick would write there. */
+	uint16_t off = mmio_read16(&vd->common->queue_notify_off);
+	if (!virtio_pci_notify_ok(&l, off, &doorbell)) {
+		klog("virtio %s: queue %u's doorbell (%u x %u) is outside the %u-byte notify area", vd->where, index,
+		     off, vd->notify_mult, vd->notify_len);
+		return -EIO;
+	}
 	*fn = notify_modern;
-	*ctx = (void *)(vd->notify_base + (uint32_t)mmio_read16(&vd->common->queue_notify_off) * vd->notify_mult);
+	*ctx = (void *)(vd->notify_base + doorbell);
+	return 0;
 }
 
 static void modern_queue_enable(struct virtio_dev *vd, struct virtq *q)
@@ -128,7 +136,7 @@ static uint32_t field_width(uint32_t off, uint32_t left)
 
 static bool modern_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
 {
-	if (!vd->devcfg || off + len > vd->devcfg_len || off + len < off)
+	if (!vd->devcfg || (uint64_t)off + len > vd->devcfg_len)
 		return false;
 	for (uint32_t i = 0, w; i < len; i += w) {
 		uint32_t o = off + i, v;
@@ -145,11 +153,135 @@ static int modern_config_generation(struct virtio_dev *vd) { return mmio_read8(&
 
 static void modern_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	if (vd->devcfg && off + 4 <= vd->devcfg_len)
+	if (vd->devcfg && (uint64_t)off + 4 <= vd->devcfg_len) /* 64-bit: off + 4 must not wrap */
 		mmio_write32(vd->devcfg + off, v);
 }
 
 static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg); }
+
+/* ---- MSI-X: the wait loop's wake-up (§4.1.5.1.2) ------------------------- */
+
+#define PCI_INTERRUPT_LINE   0x3c
+#define PCI_INTERRUPT_PIN    0x3d
+#define PCI_CAP_ID_MSIX      0x11
+#define MSIX_CTRL_TABLE_SIZE 0x07ff /* entries - 1 */
+#define MSIX_CTRL_MASKALL    (1u << 14)
+#define MSIX_CTRL_ENABLE     (1u << 15)
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+
+/*
+ * Table entry 0 sends `vector` to this CPU; MSI-X on. PCI Local Bus 3.0
+ * §6.8.2: the capability's message control says the table size, its table
+ * offset/BIR word where the table is; the mapping is bounds-checked against
+ * the BAR. Returns 0 or -ENODEV.
+ */
+static int msix_enable(struct virtio_dev *vd, int vector)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t cap = pci_find_cap(pci, PCI_CAP_ID_MSIX, 0);
+	if (!cap)
+		return -ENODEV;
+	uint16_t ctrl = pci_read16(pci, cap + 2);
+	uint32_t entries = (ctrl & MSIX_CTRL_TABLE_SIZE) + 1u, where = pci_read32(pci, cap + 4);
+	int bir = (int)(where & 7);
+	if (bir > 5)
+		return -ENODEV;
+	volatile uint32_t *t = (volatile uint32_t *)pci_map_bar(pci, bir, where & ~7u, (uint64_t)entries * 16);
+	if (!t)
+		return -ENODEV;
+	/* Function masked while the entry is written, then enabled. */
+	pci_write16(pci, cap + 2, (uint16_t)(ctrl | MSIX_CTRL_MASKALL));
+	uint64_t addr = irq_msi_address();
+	mmio_write32(&t[0], (uint32_t)addr);
+	mmio_write32(&t[1], (uint32_t)(addr >> 32));
+	mmio_write32(&t[2], irq_msi_data(vector));
+	mmio_write32(&t[3], 0); /* vector control: unmasked */
+	pci_write16(pci, cap + 2, (uint16_t)((ctrl & ~MSIX_CTRL_MASKALL) | MSIX_CTRL_ENABLE));
+	vd->msix_cap = cap;
+	if (!vd->t->modern) /* §4.1.4.8: two vector registers now come first */
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG_MSIX;
+	return 0;
+}
+
+static void msix_disable(struct virtio_dev *vd)
+{
+	uint16_t ctrl = pci_read16(vd->pci, vd->msix_cap + 2);
+	pci_write16(vd->pci, vd->msix_cap + 2, (uint16_t)(ctrl & ~MSIX_CTRL_ENABLE));
+	if (!vd->t->modern)
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG;
+}
+
+/* The INTx handler: reading the ISR status resets it and makes the device
+ * de-assert its line (§4.1.4.5), which must happen before the EOI. */
+static void intx_ack(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	(void)vd->t->isr(vd);
+}
+
+/*
+ * A device without MSI-X: its INTx line, as the firmware routed it
+ * (interrupt line register 0x3c, an ISA IRQ number, which QEMU's pc and q35
+ * also feed to the same IOAPIC input). Level-triggered and active high, as
+ * QEMU's ACPI tables describe PCI links; shared with other devices.
+ */
+static int intx_setup(struct virtio_dev *vd)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t pin = pci_read8(pci, PCI_INTERRUPT_PIN), irq = pci_read8(pci, PCI_INTERRUPT_LINE);
+	if (pin == 0 || irq == 0 || irq >= 16)
+		return -ENODEV; /* no pin, or the firmware did not route it */
+	int vector = irq_attach_gsi(irq, true, false, vd->name, intx_ack, vd);
+	if (vector < 0)
+		return -ENODEV;
+	pci_write16(pci, PCI_COMMAND, pci_read16(pci, PCI_COMMAND) & ~PCI_COMMAND_INTX_DISABLE);
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "intx irq %u", irq);
+	return 0;
+}
+
+/* Every queue gets table entry 0, config changes none. "The device MUST
+ * return vector mapped to a given event, (NO_VECTOR if unmapped) on read"
+ * (§4.1.5.1.2.1): one that could not take it answers NO_VECTOR, and then
+ * the device goes without MSI-X. Without MSI-X, INTx. */
+static int pci_setup_irq(struct virtio_dev *vd, uint16_t nqueues)
+{
+	/* A legacy BAR too small for the two vector registers: no MSI-X. */
+	if (!vd->t->modern && vd->io_size < VIRTIO_PCI_LEGACY_CONFIG_MSIX)
+		return intx_setup(vd);
+	int vector = irq_alloc(vd->name, NULL, NULL);
+	if (vector < 0)
+		return -ENODEV;
+	if (msix_enable(vd, vector) != 0) {
+		irq_free(vector);
+		return intx_setup(vd);
+	}
+	bool ok = true;
+	if (vd->t->modern) {
+		mmio_write16(&vd->common->config_msix_vector, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			mmio_write16(&vd->common->queue_select, i);
+			mmio_write16(&vd->common->queue_msix_vector, 0);
+			ok = mmio_read16(&vd->common->queue_msix_vector) == 0;
+		}
+	} else {
+		outw(vd->io + VIRTIO_PCI_LEGACY_CONFIG_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SELECT, i);
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR, 0);
+			ok = inw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR) == 0;
+		}
+	}
+	if (!ok) {
+		klog("%s %s: the device refused an MSI-X vector; trying INTx", vd->name, vd->where);
+		msix_disable(vd);
+		irq_free(vector);
+		return intx_setup(vd);
+	}
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "msix");
+	return 0;
+}
 
 static const struct virtio_transport pci_modern = {
     .name = "pci",
@@ -165,6 +297,7 @@ static const struct virtio_transport pci_modern = {
     .config_generation = modern_config_generation,
     .config_write32 = modern_config_write32,
     .isr = modern_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- legacy: registers in an I/O BAR ------------------------------------ */
@@ -194,11 +327,12 @@ static void notify_legacy(struct virtq *q, void *port)
 	outw((uint16_t)(uintptr_t)port, q->index);
 }
 
-static void legacy_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
+static int legacy_queue_notify(struct virtio_dev *vd, uint16_t index, void (**fn)(struct virtq *, void *), void **ctx)
 {
 	(void)index;
 	*fn = notify_legacy;
-	*ctx = (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY);
+	*ctx = (void *)(uintptr_t)(vd->io + VIRTIO_PCI_LEGACY_QUEUE_NOTIFY); /* one port for all queues */
+	return 0;
 }
 
 static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
@@ -210,13 +344,19 @@ static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
 	     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
 }
 
+/* Whether [off, off + len) of the device configuration lies inside BAR0,
+ * after the header: 64-bit, so that no sum wraps. */
+static bool legacy_config_fits(const struct virtio_dev *vd, uint32_t off, uint32_t len)
+{
+	return (uint64_t)vd->legacy_cfg + off + len <= vd->io_size;
+}
+
 static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
 {
-	if (off + len > 256 || off + len < off)
-		return false; /* the I/O BAR is 256 bytes at most with the header */
+	if (!legacy_config_fits(vd, off, len))
+		return false;
 	for (uint32_t i = 0, w; i < len; i += w) {
-		/* MSI-X is never enabled, so the config starts at 0x14. */
-		uint16_t port = vd->io + VIRTIO_PCI_LEGACY_CONFIG + off + i;
+		uint16_t port = (uint16_t)(vd->io + vd->legacy_cfg + off + i);
 		uint32_t v;
 		w = field_width(off + i, len - i);
 		v = w == 4 ? inl(port) : w == 2 ? inw(port) : inb(port);
@@ -233,7 +373,8 @@ static int legacy_config_generation(struct virtio_dev *vd)
 
 static void legacy_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
-	outl(vd->io + VIRTIO_PCI_LEGACY_CONFIG + off, v);
+	if (legacy_config_fits(vd, off, 4))
+		outl((uint16_t)(vd->io + vd->legacy_cfg + off), v);
 }
 
 static uint8_t legacy_isr(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_ISR); }
@@ -252,6 +393,7 @@ static const struct virtio_transport pci_legacy = {
     .config_generation = legacy_config_generation,
     .config_write32 = legacy_config_write32,
     .isr = legacy_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- finding the device ------------------------------------------------- */
@@ -267,7 +409,19 @@ int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci)
 	if (modern_probe(vd)) {
 		vd->t = &pci_modern;
 	} else if (pci->bar[0].io && pci->bar[0].addr) {
-		vd->io = (uint16_t)pci->bar[0].addr;
+		/* The registers are reached as io + offset in 16-bit port
+		 * numbers: the BAR must hold the header and end below 64 Ki. */
+		uint64_t base = pci->bar[0].addr, size = pci->bar[0].size;
+		if (size < VIRTIO_PCI_LEGACY_CONFIG || base + size > 0x10000) {
+			klog("virtio %s: legacy I/O BAR 0x%lx+0x%lx is too small or out of port range", vd->where,
+			     (unsigned long)base, (unsigned long)size);
+			return -ENODEV;
+		}
+		vd->io = (uint16_t)base;
+		vd->io_size = (uint32_t)size;
+		/* MSI-X is never enabled here, so the config starts after the
+		 * 20-byte header (0x18 with MSI-X: the two vector registers). */
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG;
 		vd->t = &pci_legacy;
 	} else if (pci->bar[0].io) {
 		/* A legacy-only device on a machine without I/O port routing (microvm). */
@@ -280,6 +434,9 @@ int virtio_pci_probe(struct virtio_dev *vd, struct pci_dev *pci)
 		return -ENODEV;
 	}
 	vd->modern = vd->t->modern;
-	virtio_reset(vd);
+	if (!virtio_reset(vd)) {
+		klog("virtio %s: did not reset (status never read 0): given up", vd->where);
+		return -EIO;
+	}
 	return 0;
 }

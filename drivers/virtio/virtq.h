@@ -52,6 +52,23 @@
  */
 static inline uint64_t virtq_dma_addr(const volatile void *p) { return (uint64_t)(uintptr_t)p; }
 
+/*
+ * idx when idx < size, else 0, computed without a branch. A bounds check on an index the
+ * device wrote is a branch the CPU may predict wrongly, and then it reads array[idx]
+ * speculatively, out of bounds, leaving a trace in the cache (Spectre v1; Linux clamps with
+ * array_index_nospec()). So the checked index is also clamped with a mask: all ones when
+ * idx < size (the 64-bit difference is negative, its top bit set), zero otherwise. The empty
+ * asm hides the difference from the compiler, so that it cannot turn the mask back into the
+ * comparison and a branch. Use it right after the check, on the value that indexes.
+ */
+static inline uint32_t virtq_index_nospec(uint32_t idx, uint32_t size)
+{
+	uint64_t diff = (uint64_t)idx - size;
+	__asm__("" : "+r"(diff));
+	uint64_t mask = 0 - (diff >> 63);
+	return idx & (uint32_t)mask;
+}
+
 /* One buffer of a chain. The queue never dereferences addr: it only passes it to the device. */
 struct virtq_buf {
 	const void *addr; /* start of the buffer (the device writes it if it is an "in" buffer) */
@@ -94,6 +111,7 @@ struct virtq {
 	uint16_t num_free;             /* number of free descriptors */
 	uint16_t inflight;             /* chains added and not yet returned by virtq_get_used() */
 	const char *broken;            /* why the device was judged broken; NULL while it behaves */
+	bool notify_on;                /* used buffer notifications asked for (virtq_enable_notify()) */
 	uint16_t wd_used, wd_avail;    /* virtq_watchdog(): last_used and avail_idx when it last saw progress */
 	uint64_t wd_ns;                /* ... and the time it saw it */
 	uint16_t next[VIRTQ_MAX_SIZE]; /* free list and chain links */
@@ -172,6 +190,25 @@ void virtq_notify(struct virtq *q);
  */
 #define VIRTQ_STALL_NS 1000000
 bool virtq_watchdog(struct virtq *q, uint64_t now_ns);
+
+/*
+ * Used buffer notifications (§2.7.7, §2.7.10): off from virtq_init() on, because the driver
+ * polls. The wait loop turns them on just before it halts, so that a completion wakes it, and
+ * off again when it runs. virtq_enable_notify() asks for a notification on the next used
+ * buffer (with EVENT_IDX: used_event = the next entry; without: avail->flags = 0), issues a full
+ * barrier and returns true when used entries are already pending: then poll, do not halt.
+ * Returns false for a broken queue (nothing will come). The device may notify once more after
+ * virtq_disable_notify(): that costs one needless wake-up, never a lost one.
+ */
+bool virtq_enable_notify(struct virtq *q);
+void virtq_disable_notify(struct virtq *q);
+/* The device's used->idx, read once: only a hint that something changed (a wait loop compares
+ * it with an earlier reading); never an index. 0 for a broken queue. */
+uint16_t virtq_used_idx(const struct virtq *q);
+/* Chains the device has used that virtq_get_used() has not returned yet, from one reading of
+ * used->idx, at most virtq_inflight(): so virtq_inflight() minus this is what the device still
+ * works on. A hint like virtq_used_idx(); 0 for a broken queue. */
+unsigned virtq_used_pending(const struct virtq *q);
 
 /*
  * Take one used chain: returns 1 and sets *cookie and *len (bytes the device wrote into the

@@ -25,6 +25,7 @@
 #include "kernel.h"
 #include "virtio_dev.h"
 #include "virtio_scsi.h"
+#include "wait.h"
 
 #define QSIZE     32
 #define BLOCKS    2048 /* 1 MiB of 512-byte blocks */
@@ -170,11 +171,29 @@ int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, ui
 	return 0;
 }
 
-void virtio_reset(struct virtio_dev *vd)
+bool virtio_reset(struct virtio_dev *vd)
 {
 	(void)vd;
 	resets++;
 	sim.reset = true; /* a reset device touches no memory any more */
+	return true;
+}
+
+/* No interrupt: the wait loop's timer wakes it (the loop is not linked). */
+void virtio_irq_setup(struct virtio_dev *vd, uint16_t nqueues)
+{
+	(void)nqueues;
+	vd->irq_vector = 0;
+	snprintf(vd->wake, sizeof(vd->wake), "timer only");
+}
+
+static struct wait_source *sources[8];
+static int nsources;
+
+void wait_add_source(struct wait_source *s)
+{
+	if (nsources < 8)
+		sources[nsources++] = s;
 }
 
 static void *dma(uint64_t a) { return (void *)(uintptr_t)a; }
