@@ -465,12 +465,15 @@ def libvirt_run(request, make_xml, tmp_path):
     daemons.virsh("create", str(xml))
     deadline = time.monotonic() + BOOT_TIMEOUT
     out = ""
+    def read():
+        return serial.read_text(errors="replace").replace("\r\n", "\n") if serial.exists() else ""
     while time.monotonic() < deadline:
-        out = serial.read_text(errors="replace").replace("\r\n", "\n") if serial.exists() else ""
+        out = read()
         if re.search(r"^exit status: \d+$", out, re.M):
             break
         if daemons.virsh("domstate", name, check=False).returncode != 0:
-            break                       # gone: powered off (on_poweroff=destroy)
+            out = read()                # gone: powered off (on_poweroff=destroy); its last words
+            break
         time.sleep(0.25)
     else:
         raise AssertionError("no `exit status` from the libvirt guest within %d s:\n%s\n%s"
