@@ -618,7 +618,13 @@ static void op_info(void *dev, struct blk_info *info)
 	info->features = l->c->vd.features;
 	info->modern = l->c->vd.modern;
 	ksnprintf(info->bus, sizeof(info->bus), "%s", l->c->vd.pci ? "pci" : "mmio");
+	/* The first word of the controller's wake-up: msix, intx, irq, timer. */
+	size_t w = strcspn(l->c->vd.wake, " ");
+	ksnprintf(info->wakeup, sizeof(info->wakeup), "%.*s", (int)w, l->c->vd.wake);
 }
+
+/* The controller's interrupts: its LUNs share them. */
+static uint64_t op_wakeups(void *dev) { return virtio_irq_count(&((struct lun *)dev)->c->vd); }
 
 static int op_submit(void *dev, struct blk_request *r)
 {
@@ -794,6 +800,7 @@ static const struct blk_dev_ops scsi_ops = {
     .poll = op_poll,
     .inflight = op_inflight,
     .oldest_ns = op_oldest_ns,
+    .wakeups = op_wakeups,
     .abandon = op_abandon,
 };
 

@@ -310,3 +310,22 @@ def test_serial_number(tmp_path):
     out = ok(scsi(["id", "sda", "id", "sdb"], ["%s,serial=RINGLET-SCSI-0001-LONGER-THAN-20" % a, b]))
     assert re.search(r"^id sda RINGLET-SCSI-0001-LO$", out, re.M), out
     assert re.search(r"^id sdb \(none\)$", out, re.M), out
+
+
+@pytest.mark.parametrize("machine,virtio,wakeup", [("q35", None, "msix"), ("microvm", "mmio", "irq")])
+def test_device_wakeups(tmp_path, machine, virtio, wakeup):
+    """The controller is a wait source with a wake-up of its own: with its drive throttled
+    to 20 requests a second, the guest halts while it waits and the controller's interrupt
+    ends the halt (counted in blktool's wakeups=), and the data is right."""
+    img = tmp_path / "w.img"
+    data = make_raw(img, seed=170)
+    reads = [(0, 65536), (MiB, 4096), (2 * MiB + 512, 1000), (SIZE - 8192, 8192), (12345, 4096),
+             (3 * MiB, 512), (MiB + 4096, 8192), (100 * 512, 512)]
+    args = [a for off, length in reads for a in ("sha256", "sda", off, length)] + ["info"]
+    throttle = ["--qemu-arg=-set", "--qemu-arg=drive.sd0.throttling.iops-total=20"]
+    out = ok(scsi(args, [img], machine=machine, virtio=virtio, extra=throttle, timeout=90))
+    for off, length in reads:
+        assert sha_line(out, "sda", off, length) == sha(data[off:off + length]), (off, length)
+    info = info_line(out, "sda")
+    assert info["wakeup"] == wakeup, info
+    assert int(info["wakeups"]) >= 6, "too few device interrupts woke the guest:\n" + out
