@@ -12,6 +12,7 @@
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
+#include "virtio_net.h"
 #include "virtio_rng.h"
 #include "virtio_scsi.h"
 
@@ -19,6 +20,9 @@
 static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t note_len)
 {
 	switch (vd->type) {
+	case VIRTIO_ID_NET:
+		*driver = "virtio-net";
+		return virtio_net_probe(vd, note, note_len);
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
