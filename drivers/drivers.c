@@ -11,6 +11,7 @@
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
+#include "virtio_console.h"
 #include "virtio_rng.h"
 #include "virtio_net.h"
 
@@ -24,6 +25,9 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_CONSOLE:
+		*driver = "virtio-console";
+		return virtio_console_probe(vd, note, note_len);
 	case VIRTIO_ID_RNG:
 		*driver = "virtio-rng";
 		return virtio_rng_probe(vd, note, note_len);

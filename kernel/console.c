@@ -1,6 +1,15 @@
 /*
- * kernel/console.c: the serial console (a 16550 UART on COM1) and the
- * kernel's log.
+ * kernel/console.c: the console (a 16550 UART on COM1, or a virtio-console
+ * port with `console=virtio`) and the kernel's log.
+ *
+ * The UART is the default, and the console until a virtio console port is
+ * up: with `console=virtio` the output so far is kept (EARLY_BYTES of it)
+ * and replayed into the port once drivers/virtio_console.c finds it, so the
+ * port carries the whole boot log; from then on everything goes there, the
+ * UART gets nothing, and stdin comes from the port. Should the device break,
+ * the UART takes over again. The boot log is batched: one request per 4 KiB
+ * buffer until main() starts (console_boot_done()); after that every write
+ * is sent when it returns.
  *
  * The kernel formats with its own small printf (kvsnprintf below) rather
  * than newlib's: it is used on the panic path, which must work even when the
@@ -11,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../drivers/virtio_console.h"
 #include "io.h"
 #include "kernel.h"
 #include "wait.h"
@@ -27,6 +37,28 @@
 #define LSR_THR_EMPTY  0x20
 
 static bool uart_present;
+
+/* console=virtio asked for; the virtio sink is on; the boot log is still
+ * being written (batched). */
+static bool want_virtio, use_virtio, booting = true;
+/* What went out before the port was there, to replay into it. */
+#define EARLY_BYTES 16384
+static char early[EARLY_BYTES];
+static size_t early_len;
+/* The boot log's cost on each sink (time spent in console_write), for
+ * `debug`'s "console:" line and bench/console. */
+static uint64_t uart_ns, uart_bytes, virtio_ns, virtio_bytes;
+
+bool console_option(const char *w)
+{
+	if (strcmp(w, "console=virtio") == 0)
+		want_virtio = true;
+	else if (strcmp(w, "console=uart") == 0)
+		want_virtio = false;
+	else
+		return false;
+	return true;
+}
 
 void console_init(void)
 {
@@ -64,16 +96,84 @@ static void uart_putc(char c)
 	outb(COM1 + UART_DATA, (uint8_t)c);
 }
 
-void console_write(const char *s, size_t n)
+static void uart_write(const char *s, size_t n)
 {
 	if (!uart_present)
 		return;
+	uint64_t t0 = booting ? time_ns() : 0;
 	for (size_t i = 0; i < n; i++) {
 		/* Terminals want CR LF; programs write LF. */
 		if (s[i] == '\n')
 			uart_putc('\r');
 		uart_putc(s[i]);
 	}
+	if (booting) {
+		uart_ns += time_ns() - t0;
+		uart_bytes += n;
+	}
+}
+
+static bool virtio_write(const char *s, size_t n)
+{
+	uint64_t t0 = booting ? time_ns() : 0;
+	bool ok = virtio_console_write(s, n);
+	if (ok && !booting)
+		virtio_console_flush();
+	if (booting) {
+		virtio_ns += time_ns() - t0;
+		virtio_bytes += n;
+	}
+	return ok;
+}
+
+void console_write(const char *s, size_t n)
+{
+	if (use_virtio) {
+		if (virtio_write(s, n))
+			return;
+		use_virtio = false; /* the device broke: back to the UART */
+		static const char lost[] = "console: virtio console lost, back on the UART\n";
+		uart_write(lost, sizeof(lost) - 1);
+	}
+	if (want_virtio && early_len < EARLY_BYTES) {
+		size_t keep = n < EARLY_BYTES - early_len ? n : EARLY_BYTES - early_len;
+		memcpy(early + early_len, s, keep);
+		early_len += keep;
+	}
+	uart_write(s, n);
+}
+
+void console_virtio_ready(void)
+{
+	if (!want_virtio || use_virtio)
+		return;
+	use_virtio = true;
+	virtio_write(early, early_len);
+	early_len = 0;
+}
+
+void console_flush(void)
+{
+	if (use_virtio)
+		virtio_console_flush();
+}
+
+void console_drain(void)
+{
+	console_flush();
+	virtio_console_drain(100000000ull);
+}
+
+void console_boot_done(void)
+{
+	console_flush();
+	booting = false;
+	struct virtio_console_stats st;
+	virtio_console_stats(&st);
+	kdebug("console: boot log on the UART %lu B in %lu us; on virtio-console %lu B in %lu us, %lu requests",
+	       (unsigned long)uart_bytes, (unsigned long)(uart_ns / 1000), (unsigned long)virtio_bytes,
+	       (unsigned long)(virtio_ns / 1000), (unsigned long)st.requests);
+	console_flush();
 }
 
 static bool uart_ready(void *arg)
@@ -89,6 +189,15 @@ static bool uart_ready(void *arg)
 size_t console_read(char *buf, size_t n)
 {
 	size_t got = 0;
+	if (use_virtio && virtio_console_available()) {
+		console_flush(); /* a prompt goes out before the wait */
+		while (n && !(got = virtio_console_read(buf, n)) && virtio_console_available())
+			wait_until(virtio_console_readable, NULL, WAIT_FOREVER);
+		for (size_t i = 0; i < got; i++)
+			if (buf[i] == '\r')
+				buf[i] = '\n';
+		return got;
+	}
 	if (!uart_present || n == 0)
 		return 0;
 	while (got < n) {

@@ -23,6 +23,7 @@ _Noreturn void kernel_exit(int status)
 {
 	irq_disable();
 	kdebug("exit: status %d after %lu us", status, (unsigned long)(time_ns() / 1000));
+	console_drain(); /* virtio-console ports may hold output back */
 	if (debug_exit_present())
 		outl(DEBUG_EXIT_PORT, (uint32_t)status & 0x7f);
 	acpi_poweroff();

@@ -50,8 +50,17 @@ extern struct kernel_options kopt;
 /* ---- console and log (kernel/console.c) -------------------------------- */
 void console_init(void);
 void console_write(const char *s, size_t n);
-/* Reads up to n bytes typed on the serial line; waits for at least one. */
+/* Reads up to n bytes typed on the console; waits for at least one. */
 size_t console_read(char *buf, size_t n);
+/* console=virtio / console=uart: true when w is one of them. */
+bool console_option(const char *w);
+/* Sends what the console holds back (virtio-console batches). */
+void console_flush(void);
+/* At exit: flush, and give the devices up to 100 ms to take every byte. */
+void console_drain(void);
+/* main() is about to run: the boot log is complete (sent, and its cost
+ * logged with `debug`); from now on each write is sent at once. */
+void console_boot_done(void);
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Raw output, no prefix. */

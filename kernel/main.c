@@ -98,7 +98,7 @@ static bool kernel_option(const char *w, bool warn)
 	else if (strncmp(w, "stack=", 6) == 0 && cmdline_parse_size(w + 6, &size) == 0 && size >= 16384 &&
 	         size <= (1ull << 30))
 		kopt.stack_size = size;
-	else if (random_option(w))
+	else if (random_option(w) || console_option(w))
 		;
 	else {
 		if (warn)
@@ -178,5 +178,6 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 		net_start(kopt.net_wait_s);
 
 	uintptr_t top = stack_alloc(kopt.stack_size, "main stack");
+	console_boot_done();
 	stack_switch_call(top, app_start);
 }
