@@ -38,8 +38,8 @@
 #include "virtio_console.h"
 
 /* Feature bits (§5.3.3). */
-#define VIRTIO_CONSOLE_F_SIZE       0
-#define VIRTIO_CONSOLE_F_MULTIPORT  1
+#define VIRTIO_CONSOLE_F_SIZE        0
+#define VIRTIO_CONSOLE_F_MULTIPORT   1
 #define VIRTIO_CONSOLE_F_EMERG_WRITE 2
 
 /* struct virtio_console_config (§5.3.4): cols, rows, then max_nr_ports. */
@@ -100,12 +100,12 @@ struct port {
 	uint8_t fifo[RX_BUFS];
 	uint32_t fifo_len[RX_BUFS];
 	unsigned fifo_head, fifo_count;
-	uint32_t fifo_off;   /* bytes of the head buffer already read */
-	unsigned rx_at_dev;  /* receive buffers the device holds */
+	uint32_t fifo_off;  /* bytes of the head buffer already read */
+	unsigned rx_at_dev; /* receive buffers the device holds */
 	bool tx_busy[TX_BUFS];
 	unsigned tx_inflight;
-	int tx_open;       /* the console's buffer being filled, -1 none */
-	uint32_t tx_fill;  /* ... and its bytes */
+	int tx_open;      /* the console's buffer being filled, -1 none */
+	uint32_t tx_fill; /* ... and its bytes */
 	uint64_t tx_bytes, tx_requests, tx_dropped, rx_bytes;
 };
 
