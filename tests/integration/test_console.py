@@ -1,0 +1,224 @@
+"""virtio-console: named ports as files (apps/portecho) and the console port
+as the kernel's console (console=virtio), on modern and legacy virtio-pci and
+on virtio-mmio (microvm).
+
+The host side of a port is a unix socket QEMU listens on; the test connects,
+writes random bytes and compares what comes back by SHA-256. The console
+port is a file chardev, read after the guest has stopped.
+"""
+
+import hashlib
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ringlet import build_app, root, run_guest
+
+PORT = "org.example.data"
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module", autouse=True)
+def apps():
+    build_app("portecho")
+    build_app("hello")
+
+
+class Guest:
+    """A guest running in the background whose console lines can be waited for."""
+
+    def __init__(self, app, args=(), extra=(), machine="q35", timeout=120):
+        accel = os.environ.get("RINGLET_ACCEL", "tcg")
+        cmd = [os.path.join(root(), "scripts", "run"), "-q", "--accel", accel, "-M", machine,
+               "--timeout", str(timeout)] + list(extra) + [app, "--"] + list(args)
+        self.proc = subprocess.Popen(cmd, cwd=root(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.lines = []
+        self.new = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.timeout = timeout
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            self.lines.append(line)
+            self.new.put(line)
+        self.new.put(None)
+
+    def output(self):
+        return "\n".join(self.lines)
+
+    def wait_line(self, pattern):
+        """The first line (from now on) matching pattern; fails at the guest's end."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                line = self.new.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise AssertionError("no line matching %r\n--- console:\n%s" % (pattern, self.output()))
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    def wait(self):
+        try:
+            status = self.proc.wait(timeout=self.timeout + 15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            status = self.proc.wait()
+        self.reader.join(10)
+        return status
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def connect(path, guest):
+    """Connects to QEMU's listening socket (QEMU creates it as it starts)."""
+    deadline = time.monotonic() + 60
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except OSError:
+            s.close()
+            if time.monotonic() > deadline or guest.proc.poll() is not None:
+                raise AssertionError("cannot connect to %s\n--- console:\n%s" % (path, guest.output()))
+            time.sleep(0.05)
+
+
+def echo(sock, data, read_only=None):
+    """Sends data (from a thread) while reading the echo; returns the bytes
+    read back: all of them, or the first read_only bytes, after which the
+    socket is closed under the sender (a hang-up mid-stream)."""
+    want = len(data) if read_only is None else read_only
+    errors = []
+
+    def sender():
+        try:
+            sock.sendall(data)
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    got = bytearray()
+    sock.settimeout(120)
+    while len(got) < want:
+        b = sock.recv(min(65536, want - len(got)))
+        if not b:
+            break
+        got.extend(b)
+    if read_only is not None:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+    t.join(120)
+    assert not t.is_alive(), "the sender is stuck"
+    if read_only is None:
+        assert not errors, errors
+    return bytes(got)
+
+
+TRANSPORTS = [
+    pytest.param("q35", ["--virtio", "modern"], [], id="pci-modern-blocking"),
+    pytest.param("pc", ["--virtio", "legacy"], ["-n"], id="pci-legacy-nonblocking"),
+    pytest.param("microvm", ["--virtio", "mmio"], ["-n"], id="mmio-nonblocking"),
+    pytest.param("microvm", ["--virtio", "mmio-legacy"], [], id="mmio-legacy-blocking"),
+]
+
+
+@pytest.mark.parametrize("machine,virtio,mode", TRANSPORTS)
+def test_port_echoes_4mib(tmp_path, machine, virtio, mode):
+    path = str(tmp_path / "port.sock")
+    guest = Guest("portecho", args=mode, machine=machine, extra=virtio + ["--port", "%s:%s" % (PORT, path)])
+    try:
+        # The boot log names the port, and the app finds it by that name.
+        guest.wait_line(r"con0: port 1 /dev/vport0p1 name " + re.escape(PORT) + "$")
+        guest.wait_line(r"portecho: /dev/virtio-ports/%s open" % re.escape(PORT))
+        data = os.urandom(4 * MiB)
+        s = connect(path, guest)
+        back = echo(s, data)
+        assert len(back) == len(data)
+        assert hashlib.sha256(back).hexdigest() == hashlib.sha256(data).hexdigest()
+        s.close()
+        # Hanging up is the guest's end of file.
+        guest.wait_line(r"portecho: EOF after %d bytes" % len(data))
+        assert guest.wait() == 0, guest.output()
+    finally:
+        guest.kill()
+
+
+def test_disconnect_mid_stream_is_eof_and_reconnect_works(tmp_path):
+    path = str(tmp_path / "port.sock")
+    guest = Guest("portecho", args=["-r", "1"], extra=["--port", "%s:%s" % (PORT, path)])
+    try:
+        guest.wait_line(r"portecho: .* open")
+        s = connect(path, guest)
+        first = os.urandom(1 * MiB)
+        # Read a quarter of the echo, then hang up with the rest in flight.
+        part = echo(s, first, read_only=256 * 1024)
+        assert len(part) == 256 * 1024 and part == first[:len(part)]
+        m = guest.wait_line(r"portecho: EOF after (\d+) bytes")
+        echoed = int(m.group(1))
+        assert 256 * 1024 <= echoed <= len(first), guest.output()
+
+        # The same port, a new connection: a clean stream again.
+        s = connect(path, guest)
+        second = os.urandom(300 * 1024)
+        back = echo(s, second)
+        assert hashlib.sha256(back).hexdigest() == hashlib.sha256(second).hexdigest()
+        s.close()
+        guest.wait_line(r"portecho: EOF after %d bytes" % len(second))
+        guest.wait_line(r"portecho: done, %d bytes in 2 connections" % (echoed + len(second)))
+        assert guest.wait() == 0, guest.output()
+    finally:
+        guest.kill()
+
+
+@pytest.mark.parametrize("machine,virtio", [
+    pytest.param("q35", [], id="pci"),
+    pytest.param("microvm", ["--virtio", "mmio"], id="mmio"),
+])
+def test_console_virtio_carries_boot_log_and_output(tmp_path, machine, virtio):
+    path = tmp_path / "console.txt"
+    result = run_guest("hello", args=["x y", "z"], machine=machine,
+                       extra=virtio + ["--console", "virtio:file=%s" % path], timeout=60)
+    uart = result.output.replace("\r\n", "\n")
+    assert result.status == 0, uart + result.launcher_stderr
+    con = path.read_text()
+    # The whole boot log, the lines from before the port was up included.
+    assert re.search(r"^\[ *[0-9.]+\] Ringlet via PVH: console=virtio", con, re.M), con
+    assert re.search(r"^\[ *[0-9.]+\] con0: port 0 console", con, re.M), con
+    # hello's output, there and only there.
+    for line in ("Hello from Ringlet!", "argc=3", "argv[1]=[x y]", "argv[2]=[z]"):
+        assert line + "\n" in con, con
+        assert line not in uart, uart
+    # The UART had the start of the boot log only.
+    assert "Ringlet via PVH" in uart
+
+
+def test_console_uart_stays_default(tmp_path):
+    """The device alone does not move the console: console=uart (given after
+    scripts/run's console=virtio) keeps everything on the UART."""
+    path = tmp_path / "console.txt"
+    result = run_guest("hello", args=["q"], extra=["--console", "virtio:file=%s" % path,
+                                                   "--append", "console=uart"], timeout=60)
+    uart = result.output.replace("\r\n", "\n")
+    assert result.status == 0, uart + result.launcher_stderr
+    assert "Hello from Ringlet!\n" in uart
+    assert "argv[1]=[q]\n" in uart
+    assert "con0: port 0 console" in uart
+    assert path.read_text() == ""
