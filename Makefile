@@ -10,7 +10,7 @@
 #                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
 #                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
 #   make debug            boot halted under gdb
-#   make bench            benchmarks (bench/boot, bench/idle; bench/blk and bench/rng compare with Linux)
+#   make bench            benchmarks (bench/boot, bench/idle, bench/console; bench/blk and bench/rng compare with Linux)
 #   make V=1              show full commands
 #
 # Dependencies (Debian packages, newlib built once into build/) are checked
@@ -300,6 +300,7 @@ bench:
 	$(Q)scripts/deps --quiet
 	$(Q)bench/boot
 	$(Q)bench/idle
+	$(Q)bench/console
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
