@@ -11,11 +11,13 @@ import hashlib
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -222,3 +224,23 @@ def test_console_uart_stays_default(tmp_path):
     assert "argv[1]=[q]\n" in uart
     assert "con0: port 0 console" in uart
     assert path.read_text() == ""
+
+
+def test_libvirt_xml_virtio_console(tmp_path):
+    """scripts/libvirt-xml --console virtio: libvirt's virtio console beside
+    the serial one, and a domain XML libvirt's schema accepts."""
+    if not shutil.which("virt-xml-validate"):
+        pytest.skip("virt-xml-validate is not installed (scripts/deps libvirt)")
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 4096)
+    out = tmp_path / "domain.xml"
+    log = tmp_path / "virtio-console.log"
+    subprocess.run([os.path.join(root(), "scripts", "libvirt-xml"), "--name", "con", "--image", str(image),
+                    "--console", "virtio", "--virtio-console-file", str(log), "--out", str(out)], check=True)
+    done = subprocess.run(["virt-xml-validate", str(out), "domain"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+    assert done.returncode == 0, done.stdout
+    consoles = ET.parse(out).getroot().findall("./devices/console")
+    targets = [(c.get("type"), c.find("target").get("type"), c.find("source")) for c in consoles]
+    assert [t[:2] for t in targets] == [("pty", "serial"), ("file", "virtio")], targets
+    assert targets[1][2].get("path") == str(log)
