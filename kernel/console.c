@@ -2,12 +2,14 @@
  * kernel/console.c: the console (a 16550 UART on COM1, or a virtio-console
  * port with `console=virtio`) and the kernel's log.
  *
- * The UART is the default, and the console until a virtio console port is
- * up: with `console=virtio` the output so far is kept (EARLY_BYTES of it)
- * and replayed into the port once drivers/virtio_console.c finds it, so the
- * port carries the whole boot log; from then on everything goes there, the
- * UART gets nothing, and stdin comes from the port. Should the device break,
- * the UART takes over again. The boot log is batched: one request per 4 KiB
+ * The UART is the default. With `console=virtio` the output is held back
+ * (EARLY_BYTES of it) until drivers/virtio_console.c finds a console port,
+ * and then sent there first, so the port carries the whole boot log; from
+ * then on everything goes to the port, the UART gets nothing, and stdin
+ * comes from the port. The UART is the fallback: it gets the held lines
+ * when no port is found once the devices are probed, when the guest stops
+ * before (a panic) or when they do not fit; and everything after, should
+ * the device break. The boot log is batched: one request per 4 KiB
  * buffer until main() starts (console_boot_done()); after that every write
  * is sent when it returns.
  *
@@ -126,30 +128,60 @@ static bool virtio_write(const char *s, size_t n)
 	return ok;
 }
 
+/* With console=virtio, what is written before the port is up is held here
+ * rather than sent to the UART: the port gets it first thing, and the
+ * UART, where every byte is a trap, gets it only if there turns out to be
+ * no port (console_devices_done()), the guest stops first (a panic, a
+ * fault: console_drain()) or the buffer fills. */
+static bool holding(void) { return want_virtio && !use_virtio; }
+
+static void release_early(void)
+{
+	uart_write(early, early_len);
+	early_len = 0;
+}
+
 void console_write(const char *s, size_t n)
 {
 	if (use_virtio) {
 		if (virtio_write(s, n))
 			return;
-		use_virtio = false; /* the device broke: back to the UART */
+		use_virtio = want_virtio = false; /* the device broke: back to the UART */
 		static const char lost[] = "console: virtio console lost, back on the UART\n";
 		uart_write(lost, sizeof(lost) - 1);
 	}
-	if (want_virtio && early_len < EARLY_BYTES) {
-		size_t keep = n < EARLY_BYTES - early_len ? n : EARLY_BYTES - early_len;
-		memcpy(early + early_len, s, keep);
-		early_len += keep;
+	if (holding()) {
+		if (n <= EARLY_BYTES - early_len) {
+			memcpy(early + early_len, s, n);
+			early_len += n;
+			return;
+		}
+		/* Too much before the port: the UART has it all, the port what follows. */
+		release_early();
+		want_virtio = false;
+		uart_write(s, n);
+		want_virtio = true;
+		return;
 	}
 	uart_write(s, n);
 }
 
 void console_virtio_ready(void)
 {
-	if (!want_virtio || use_virtio)
+	if (!holding())
 		return;
 	use_virtio = true;
 	virtio_write(early, early_len);
 	early_len = 0;
+}
+
+void console_devices_done(void)
+{
+	if (!holding())
+		return;
+	want_virtio = false;
+	release_early();
+	klog("console: console=virtio but no virtio console port: the UART stays");
 }
 
 void console_flush(void)
@@ -160,6 +192,8 @@ void console_flush(void)
 
 void console_drain(void)
 {
+	if (holding())
+		release_early(); /* stopping before the port came up: say it somewhere */
 	console_flush();
 	virtio_console_drain(100000000ull);
 }

@@ -56,6 +56,9 @@ size_t console_read(char *buf, size_t n);
 bool console_option(const char *w);
 /* Sends what the console holds back (virtio-console batches). */
 void console_flush(void);
+/* The devices are probed: with console=virtio and no port, the UART takes
+ * over (and gets what was held back for the port). */
+void console_devices_done(void);
 /* At exit: flush, and give the devices up to 100 ms to take every byte. */
 void console_drain(void);
 /* main() is about to run: the boot log is complete (sent, and its cost

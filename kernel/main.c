@@ -170,6 +170,7 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 	klog("memory: %lu MiB, heap up to %lu MiB", (unsigned long)(pmem_total_pages() * PAGE_SIZE >> 20),
 	     (unsigned long)(heap_max_bytes() >> 20));
 	drivers_init();
+	console_devices_done();
 	blk_init();
 	random_init();
 	stack_guard_reseed();

@@ -208,8 +208,19 @@ def test_console_virtio_carries_boot_log_and_output(tmp_path, machine, virtio):
     for line in ("Hello from Ringlet!", "argc=3", "argv[1]=[x y]", "argv[2]=[z]"):
         assert line + "\n" in con, con
         assert line not in uart, uart
-    # The UART had the start of the boot log only.
-    assert "Ringlet via PVH" in uart
+    # The UART got nothing: the lines from before the port were held for it.
+    assert "Ringlet via PVH" not in uart and "con0" not in uart, uart
+
+
+def test_console_virtio_without_device_falls_back_to_uart():
+    """console=virtio with no virtio console: the held lines and everything
+    after go to the UART, which says why."""
+    result = run_guest("hello", args=["w"], extra=["--append", "console=virtio"], timeout=60)
+    uart = result.output.replace("\r\n", "\n")
+    assert result.status == 0, uart + result.launcher_stderr
+    assert re.search(r"^\[ *[0-9.]+\] Ringlet via PVH: console=virtio", uart, re.M), uart
+    assert "console: console=virtio but no virtio console port: the UART stays\n" in uart
+    assert "Hello from Ringlet!\n" in uart and "argv[1]=[w]\n" in uart
 
 
 def test_console_uart_stays_default(tmp_path):
