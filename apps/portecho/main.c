@@ -4,7 +4,9 @@
  * Waits for the host to connect, sends every byte back, and at end of file
  * (the host disconnected) says how many bytes it echoed; with -r N it then
  * waits for the host to come back, N times. -n uses O_NONBLOCK (set with
- * fcntl) and poll() instead of blocking reads and writes.
+ * fcntl) and poll() instead of blocking reads and writes. -s echoes lines
+ * from stdin to stdout instead ("stdin: LINE"), until "quit": the console's
+ * input, whichever console it is (the UART, or virtio with console=virtio).
  * Try it: scripts/run --port org.example.data:/tmp/p1 portecho
  *         (then: socat - UNIX-CONNECT:/tmp/p1)
  *
@@ -58,11 +60,26 @@ static int write_all(int fd, const char *buf, size_t n)
 	return 0;
 }
 
+static int echo_stdin(void)
+{
+	char line[256];
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strcmp(line, "quit") == 0)
+			return 0;
+		printf("stdin: %s\n", line);
+	}
+	printf("portecho: stdin ended\n");
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = "/dev/virtio-ports/org.example.data";
 	int reconnects = 0;
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-s") == 0)
+			return echo_stdin();
 		if (strcmp(argv[i], "-n") == 0)
 			nonblocking = 1;
 		else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc)

@@ -255,3 +255,33 @@ def test_libvirt_xml_virtio_console(tmp_path):
     targets = [(c.get("type"), c.find("target").get("type"), c.find("source")) for c in consoles]
     assert [t[:2] for t in targets] == [("pty", "serial"), ("file", "virtio")], targets
     assert targets[1][2].get("path") == str(log)
+
+
+@pytest.mark.parametrize("machine,virtio", [
+    pytest.param("q35", ["--virtio", "legacy"], id="pci-legacy"),
+    pytest.param("microvm", ["--virtio", "mmio"], id="mmio"),
+])
+def test_console_virtio_is_stdin(tmp_path, machine, virtio):
+    """With console=virtio, stdin comes from the console port: lines typed
+    into it (a unix socket here) come back on stdout through the same port."""
+    path = str(tmp_path / "console.sock")
+    guest = Guest("portecho", args=["-s"], machine=machine,
+                  extra=virtio + ["--console", "virtio:socket=%s" % path])
+    try:
+        s = connect(path, guest)
+        s.settimeout(60)
+        s.sendall(b"hello there\nsecond line\nquit\n")
+        got = b""
+        while b"stdin: second line\n" not in got:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+        s.close()
+        text = got.decode(errors="replace")
+        assert "stdin: hello there\nstdin: second line\n" in text, text
+        assert guest.wait() == 0, guest.output()
+        # Not on the UART: the console is the port.
+        assert "stdin:" not in guest.output()
+    finally:
+        guest.kill()

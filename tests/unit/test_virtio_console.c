@@ -319,7 +319,7 @@ static void test_honest_ports(void)
 	CHECK(sent(0, VIRTIO_CONSOLE_DEVICE_READY, 1));
 	CHECK(sent(0, VIRTIO_CONSOLE_PORT_READY, 1));
 	CHECK(sent(1, VIRTIO_CONSOLE_PORT_READY, 1));
-	CHECK(sent(0, VIRTIO_CONSOLE_PORT_OPEN, 1)); /* the console is open */
+	CHECK(sent(0, VIRTIO_CONSOLE_PORT_OPEN, 1));  /* the console is open */
 	CHECK(!sent(1, VIRTIO_CONSOLE_PORT_OPEN, 1)); /* not yet: nobody opened it */
 	CHECK(registered("/dev/vport0p1"));
 	CHECK(registered("/dev/virtio-ports/org.example.data"));
@@ -406,10 +406,10 @@ static void test_hostile_control(void)
 {
 	fresh(MULTI, 31);
 	script(1, VIRTIO_CONSOLE_DEVICE_ADD, 1, NULL);
-	script(0, VIRTIO_CONSOLE_DEVICE_READY, 1, NULL);     /* the driver's to send */
-	script(20, VIRTIO_CONSOLE_DEVICE_ADD, 1, NULL);      /* past the ports driven */
+	script(0, VIRTIO_CONSOLE_DEVICE_READY, 1, NULL);       /* the driver's to send */
+	script(20, VIRTIO_CONSOLE_DEVICE_ADD, 1, NULL);        /* past the ports driven */
 	script(0xffffffff, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL); /* past every port */
-	script(5, VIRTIO_CONSOLE_PORT_NAME, 1, "early");     /* a port never added */
+	script(5, VIRTIO_CONSOLE_PORT_NAME, 1, "early");       /* a port never added */
 	script(1, VIRTIO_CONSOLE_PORT_NAME, 1, "../../dev/vda");
 	script(1, 999, 1, NULL);
 	char note[40];
