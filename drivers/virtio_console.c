@@ -805,10 +805,16 @@ void virtio_console_stats(struct virtio_console_stats *st)
 
 static uint16_t rxq_index(uint32_t port) { return port == 0 ? 0 : (uint16_t)(2 * port + 2); }
 
-static bool settled(void *arg)
+/* Start-up: the control messages taken so far changed (or the device broke). */
+struct settle {
+	struct vcon *d;
+	unsigned seen;
+};
+
+static bool control_moved(void *arg)
 {
-	struct vcon *d = arg;
-	return d->broken;
+	const struct settle *s = arg;
+	return s->d->broken || s->d->ctrl_seen != s->seen;
 }
 
 int virtio_console_probe(const struct virtio_dev *found, char *note, size_t note_len)
@@ -906,11 +912,10 @@ int virtio_console_probe(const struct virtio_dev *found, char *note, size_t note
 		 * DEVICE_ADD per port, then names, console and open events. */
 		ctrl_send(d, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
 		uint64_t start = time_ns();
-		unsigned seen = ~0u;
-		while (!d->broken && seen != d->ctrl_seen && time_ns() - start < SETTLE_MAX_NS) {
-			seen = d->ctrl_seen;
-			wait_until(settled, d, time_ns() + SETTLE_NS);
-		}
+		struct settle st = {d, d->ctrl_seen};
+		while (!d->broken && time_ns() - start < SETTLE_MAX_NS &&
+		       wait_until(control_moved, &st, time_ns() + SETTLE_NS) == 0)
+			st.seen = d->ctrl_seen; /* more came: wait for a quiet SETTLE_NS again */
 	} else if (!console_port && !d->broken) {
 		console_port = &d->ports[0];
 		console_virtio_ready();
