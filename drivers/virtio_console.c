@@ -76,10 +76,14 @@ _Static_assert(sizeof(struct virtio_console_control) == 8, "virtio_console_contr
 #define NAME_MAX_LEN 48
 /* How long the console may spin for a transmit buffer before dropping. */
 #define CONSOLE_SPIN_NS 1000000000ull
-/* Start-up: control messages are taken until none came for SETTLE_NS,
- * or for at most SETTLE_MAX_NS. */
-#define SETTLE_NS     5000000ull
-#define SETTLE_MAX_NS 500000000ull
+/* Start-up: the first control message is waited for up to SETTLE_MAX_NS
+ * (a device with no ports sends none); then messages are taken until none
+ * came for a quiet window: SETTLE_NS, or four times what the first one
+ * took, when the host is slow to answer (a loaded host, QEMU's main loop
+ * behind), up to SETTLE_QUIET_MAX_NS. */
+#define SETTLE_NS           5000000ull
+#define SETTLE_QUIET_MAX_NS 100000000ull
+#define SETTLE_MAX_NS       500000000ull
 
 struct vcon;
 
@@ -87,7 +91,7 @@ struct port {
 	struct vcon *dev;
 	uint32_t id;
 	bool present;    /* DEVICE_ADD seen (or port 0 without MULTIPORT) */
-	bool queues;     /* its two queues are set up */
+	bool has_path;   /* /dev/vportDpN registered (a port added again keeps it) */
 	bool is_console; /* CONSOLE_PORT seen */
 	bool host_open;  /* the host side is connected (PORT_OPEN from the device) */
 	bool guest_open; /* open() here; told to the device with PORT_OPEN */
@@ -391,8 +395,9 @@ static void ctrl_handle(struct vcon *d, const uint8_t *buf, uint32_t len)
 		/* A console port too, as on Linux; open() refuses it (EBUSY):
 		 * the console is the kernel's. */
 		port_path(p, path, sizeof(path));
-		if (fd_register_device(path, &port_ops, p) != 0)
+		if (!p->has_path && fd_register_device(path, &port_ops, p) != 0)
 			klog("%s: no room to register %s", d->name, path);
+		p->has_path = true;
 		break;
 	}
 	case VIRTIO_CONSOLE_DEVICE_REMOVE:
@@ -675,12 +680,14 @@ static short port_poll(void *ctx)
 	struct port *p = ctx;
 	if (p->dev->broken)
 		return POLLERR;
+	/* As Linux: with the host gone a read does not block (it is end of
+	 * file), so POLLIN with POLLHUP; a write would fail, so no POLLOUT. */
+	if (!p->host_open || !p->present)
+		return POLLIN | POLLHUP;
 	short mask = 0;
 	if (p->fifo_count)
 		mask |= POLLIN;
-	if (!p->host_open || !p->present)
-		mask |= POLLHUP;
-	else if (tx_free(p) >= 0)
+	if (tx_free(p) >= 0)
 		mask |= POLLOUT;
 	return mask;
 }
@@ -863,7 +870,6 @@ int virtio_console_probe(const struct virtio_dev *found, char *note, size_t note
 			d->nports = i;
 			break;
 		}
-		p->queues = true;
 		nqueues = rxq_index(i) + 2;
 		if (i == 0 && d->multiport) {
 			if ((err = virtio_queue_init(&d->vd, &d->crxq, 2, CTRL_RX_BUFS)) != 0 ||
@@ -913,9 +919,16 @@ int virtio_console_probe(const struct virtio_dev *found, char *note, size_t note
 		ctrl_send(d, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
 		uint64_t start = time_ns();
 		struct settle st = {d, d->ctrl_seen};
-		while (!d->broken && time_ns() - start < SETTLE_MAX_NS &&
-		       wait_until(control_moved, &st, time_ns() + SETTLE_NS) == 0)
-			st.seen = d->ctrl_seen; /* more came: wait for a quiet SETTLE_NS again */
+		if (wait_until(control_moved, &st, start + SETTLE_MAX_NS) == 0) {
+			uint64_t quiet = 4 * (time_ns() - start);
+			quiet = quiet < SETTLE_NS             ? SETTLE_NS
+			        : quiet > SETTLE_QUIET_MAX_NS ? SETTLE_QUIET_MAX_NS
+			                                      : quiet;
+			do /* more came: wait for a quiet window again */
+				st.seen = d->ctrl_seen;
+			while (!d->broken && time_ns() - start < SETTLE_MAX_NS &&
+			       wait_until(control_moved, &st, time_ns() + quiet) == 0);
+		}
 	} else if (!console_port && !d->broken) {
 		console_port = &d->ports[0];
 		console_virtio_ready();

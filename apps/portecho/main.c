@@ -25,7 +25,7 @@
 
 static int nonblocking;
 
-/* Waits until the host side is connected: POLLHUP clears (or data came). */
+/* Waits until the host side is connected: POLLHUP clears. */
 static int wait_host(int fd)
 {
 	for (int i = 0; i < 60000; i++) { /* 10 minutes */
@@ -34,7 +34,7 @@ static int wait_host(int fd)
 			return -1;
 		if (p.revents & POLLERR)
 			return -1;
-		if ((p.revents & POLLIN) || !(p.revents & POLLHUP))
+		if (!(p.revents & POLLHUP))
 			return 0;
 		usleep(10000);
 	}

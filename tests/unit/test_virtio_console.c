@@ -338,7 +338,7 @@ static void test_honest_ports(void)
 	char buf[64];
 	CHECK_EQ(port_read(p, buf, sizeof(buf), 0), 0);
 	CHECK_EQ(port_write(p, "x", 1, 0), -EPIPE);
-	CHECK_EQ(port_poll(p), POLLHUP);
+	CHECK_EQ(port_poll(p), POLLIN | POLLHUP);
 
 	CHECK(dev_control(1, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL, 0));
 	con_poll(&cons[0]);
@@ -367,7 +367,10 @@ static void test_honest_ports(void)
 	/* Data still queued when the host leaves is read first, then EOF. */
 	CHECK(dev_receive(4, "tail", 4, 4));
 	CHECK(dev_control(1, VIRTIO_CONSOLE_PORT_OPEN, 0, NULL, 0));
+	con_poll(&cons[0]);
+	CHECK_EQ(port_poll(p), POLLIN | POLLHUP);
 	CHECK_EQ(port_read(p, buf, sizeof(buf), 0), 4);
+	CHECK(memcmp(buf, "tail", 4) == 0);
 	CHECK_EQ(port_read(p, buf, sizeof(buf), 0), 0);
 	CHECK_EQ(port_write(p, "x", 1, 0), -EPIPE);
 	CHECK_EQ(port_close(p), 0);
