@@ -76,14 +76,14 @@ _Static_assert(sizeof(struct virtio_console_control) == 8, "virtio_console_contr
 #define NAME_MAX_LEN 48
 /* How long the console may spin for a transmit buffer before dropping. */
 #define CONSOLE_SPIN_NS 1000000000ull
-/* Start-up: the first control message is waited for up to SETTLE_MAX_NS
- * (a device with no ports sends none); then messages are taken until none
- * came for a quiet window: SETTLE_NS, or four times what the first one
- * took, when the host is slow to answer (a loaded host, QEMU's main loop
- * behind), up to SETTLE_QUIET_MAX_NS. */
-#define SETTLE_NS           5000000ull
-#define SETTLE_QUIET_MAX_NS 100000000ull
-#define SETTLE_MAX_NS       500000000ull
+/* Start-up: QEMU answers a control message (DEVICE_READY with a DEVICE_ADD
+ * per port, PORT_READY with the port's name, console and open state) before
+ * it gives the message's buffer back, so the answers are all in once every
+ * message we sent came back and every one received was handled. That is
+ * waited for (at most SETTLE_MAX_NS), and then SETTLE_NS more for a device
+ * that answers later. */
+#define SETTLE_NS     5000000ull
+#define SETTLE_MAX_NS 500000000ull
 
 struct vcon;
 
@@ -812,7 +812,15 @@ void virtio_console_stats(struct virtio_console_stats *st)
 
 static uint16_t rxq_index(uint32_t port) { return port == 0 ? 0 : (uint16_t)(2 * port + 2); }
 
-/* Start-up: the control messages taken so far changed (or the device broke). */
+/* Start-up: every control message sent came back and every one received
+ * was handled (or the device broke). */
+static bool control_settled(void *arg)
+{
+	struct vcon *d = arg;
+	return d->broken || (virtq_inflight(&d->ctxq) == 0 && virtq_used_pending(&d->crxq) == 0);
+}
+
+/* ... and then: a message came (or the device broke). */
 struct settle {
 	struct vcon *d;
 	unsigned seen;
@@ -918,16 +926,13 @@ int virtio_console_probe(const struct virtio_dev *found, char *note, size_t note
 		 * DEVICE_ADD per port, then names, console and open events. */
 		ctrl_send(d, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
 		uint64_t start = time_ns();
-		struct settle st = {d, d->ctrl_seen};
-		if (wait_until(control_moved, &st, start + SETTLE_MAX_NS) == 0) {
-			uint64_t quiet = 4 * (time_ns() - start);
-			quiet = quiet < SETTLE_NS             ? SETTLE_NS
-			        : quiet > SETTLE_QUIET_MAX_NS ? SETTLE_QUIET_MAX_NS
-			                                      : quiet;
-			do /* more came: wait for a quiet window again */
-				st.seen = d->ctrl_seen;
-			while (!d->broken && time_ns() - start < SETTLE_MAX_NS &&
-			       wait_until(control_moved, &st, time_ns() + quiet) == 0);
+		for (;;) {
+			if (wait_until(control_settled, d, start + SETTLE_MAX_NS) != 0)
+				break;
+			struct settle st = {d, d->ctrl_seen};
+			if (wait_until(control_moved, &st, time_ns() + SETTLE_NS) != 0 || d->broken ||
+			    time_ns() - start > SETTLE_MAX_NS)
+				break; /* quiet: done */
 		}
 	} else if (!console_port && !d->broken) {
 		console_port = &d->ports[0];
