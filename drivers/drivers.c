@@ -41,8 +41,8 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 /*
  * virtio-mmio register blocks: those the ACPI DSDT lists, then those the
  * command line names (virtio_mmio.device=, for a monitor without ACPI), each
- * base once. XXX: the command line's IRQ (kopt.virtio_mmio[].irq) is only
- * logged; wiring it to the device's interrupt is left to the IRQ routing.
+ * base once. The command line's IRQ is logged here and routed by the mmio
+ * transport's setup_irq() (drivers/virtio/virtio_mmio.c) when ACPI names none.
  */
 static void virtio_mmio_init(void)
 {
