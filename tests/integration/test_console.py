@@ -201,6 +201,7 @@ def test_disconnect_mid_stream_is_eof_and_reconnect_works(tmp_path):
 @pytest.mark.parametrize("machine,virtio", [
     pytest.param("q35", [], id="pci"),
     pytest.param("microvm", ["--virtio", "mmio"], id="mmio"),
+    pytest.param("microvm", ["--virtio", "mmio", "--no-acpi"], id="mmio-cmdline"),
 ])
 def test_console_virtio_carries_boot_log_and_output(tmp_path, machine, virtio):
     path = tmp_path / "console.txt"
