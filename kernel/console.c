@@ -43,7 +43,7 @@ static bool uart_present;
 /* console=virtio asked for; the virtio sink is on; the boot log is still
  * being written (batched). */
 static bool want_virtio, use_virtio, booting = true;
-/* What went out before the port was there, to replay into it. */
+/* What was written before the port was up, held for it (see holding()). */
 #define EARLY_BYTES 16384
 static char early[EARLY_BYTES];
 static size_t early_len;
