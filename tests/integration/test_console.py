@@ -294,3 +294,30 @@ def test_console_virtio_is_stdin(tmp_path, machine, virtio):
         assert "stdin:" not in guest.output()
     finally:
         guest.kill()
+
+
+def test_libvirt_boot_virtio_console(tmp_path, request):
+    """A disk image whose command line says console=virtio, booted by a real
+    libvirtd (SeaBIOS, TCG) from the XML scripts/libvirt-xml --console virtio
+    writes: hello's output and the boot log are on the virtio console, and
+    the serial console has none of it."""
+    from test_image import libvirt_run, mkimage, run_tool
+    build_app("hello")
+    run_tool(["make", "-s", "efi"], cwd=root())
+    image = tmp_path / "hello.img"
+    mkimage("hello", "console=virtio -- from libvirt --exit 5", image)
+    vcon = tmp_path / "virtio-console.log"
+
+    def make_xml(xml, serial, name):
+        subprocess.run([os.path.join(root(), "scripts", "libvirt-xml"), "--name", name, "--image", str(image),
+                        "--firmware", "bios", "--type", "qemu", "--net", "none", "--serial-file", str(serial),
+                        "--console", "virtio", "--virtio-console-file", str(vcon), "--out", str(xml)],
+                       check=True)
+        return xml
+
+    serial_out = libvirt_run(request, make_xml, tmp_path)
+    con = vcon.read_text(errors="replace") if vcon.exists() else ""
+    assert re.search(r"^\[ *[0-9.]+\] con0: port 0 console", con, re.M), con + serial_out
+    assert "Hello from Ringlet!\n" in con and "argv[1]=[from]\nargv[2]=[libvirt]\n" in con, con
+    assert "exit status: 5\n" in con, con
+    assert "Hello from Ringlet!" not in serial_out
