@@ -53,15 +53,19 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c kernel/chacha20.c kernel/random.c \
+	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/fbcon.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
-	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c
+	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c \
+	drivers/virtio_gpu.c drivers/virtio_input.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 
 KOBJ := $(BUILD)/kernel
 AOBJ := $(BUILD)/$(APP)/obj
-KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
+KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS))) $(KOBJ)/gen/font.o
+# The console's bitmap font: a Linux console font from Debian's console-setup-linux
+# (scripts/deps), converted into C at build time (scripts/psf2c), never committed.
+FONT ?= /usr/share/consolefonts/Lat15-Terminus16.psf.gz
 APP_OBJS := $(patsubst %,$(AOBJ)/%.o,$(basename $(APP_SRCS))) $(AOBJ)/appname.o
 LIBS := --start-group $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
 
@@ -91,6 +95,16 @@ $(KOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
 $(KOBJ)/%.o: %.S | $(NEWLIB)/lib/libc.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AS      $<")
+	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/font.c: scripts/psf2c | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PSF2C   $(FONT)")
+	$(Q)test -r $(FONT) || { echo "error: no font $(FONT): scripts/deps build installs console-setup-linux" >&2; exit 1; }
+	$(Q)$(PYTHON) scripts/psf2c $(FONT) > $@.tmp && mv $@.tmp $@
+
+$(KOBJ)/gen/font.o: $(BUILD)/gen/font.c
+	@mkdir -p $(dir $@)
 	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
 
 # argv[0] and the log name the application: a one-line file per app.

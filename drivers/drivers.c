@@ -11,6 +11,8 @@
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
+#include "virtio_gpu.h"
+#include "virtio_input.h"
 #include "virtio_rng.h"
 
 /* Gives a found device to its driver; 0, or a negative errno. */
@@ -23,6 +25,12 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_RNG:
 		*driver = "virtio-rng";
 		return virtio_rng_probe(vd, note, note_len);
+	case VIRTIO_ID_GPU:
+		*driver = "virtio-gpu";
+		return virtio_gpu_probe(vd, note, note_len);
+	case VIRTIO_ID_INPUT:
+		*driver = "virtio-input";
+		return virtio_input_probe(vd, note, note_len);
 	default:
 		*driver = NULL; /* a type Ringlet has no driver for */
 		return 0;
