@@ -167,7 +167,7 @@ debug: $(ELF)
 
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
-	test_virtio_rng
+	test_virtio_rng test_virtio_gpu test_virtio_input
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit -Iinclude
 
@@ -190,7 +190,12 @@ $(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.
 $(BUILD)/tests/test_virtio_blk: UNIT_EXTRA := -include tests/unit/fake_io.h -Idrivers
 $(BUILD)/tests/test_chacha20: tests/unit/test_chacha20.c kernel/chacha20.c kernel/chacha20.h tests/unit/check.h
 # The driver is #included by its test (its state is static); the virtqueue is linked.
-UNIT_INCLUDED := drivers/virtio_rng.c
+UNIT_INCLUDED := drivers/virtio_rng.c drivers/virtio_gpu.c drivers/virtio_input.c
+$(BUILD)/tests/test_virtio_gpu: tests/unit/test_virtio_gpu.c drivers/virtio_gpu.c drivers/virtio_gpu.h \
+		drivers/virtio/virtio_gpu.h drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_input: tests/unit/test_virtio_input.c drivers/virtio_input.c drivers/virtio_input.h \
+		drivers/virtio/virtio_input.h include/ringlet/input.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
+		tests/unit/check.h
 $(BUILD)/tests/test_virtio_rng: tests/unit/test_virtio_rng.c drivers/virtio_rng.c drivers/virtio_rng.h \
 		drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
 $(BUILD)/tests/%:

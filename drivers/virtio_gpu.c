@@ -447,4 +447,3 @@ int virtio_gpu_probe(const struct virtio_dev *found, char *note, size_t note_len
 	ksnprintf(note, note_len, "%s %ux%u, %u scanout%s", g->name, w, h, n, n == 1 ? "" : "s");
 	return 0;
 }
-

@@ -373,7 +373,10 @@ int virtio_input_probe(const struct virtio_dev *found, char *note, size_t note_l
 	d->source = (struct wait_source){.name = d->name, .poll = input_poll, .ctx = d};
 	wait_add_source(&d->source);
 	ksnprintf(note, note_len, "%s %s \"%s\"", d->name,
-	          d->keyboard ? "keyboard" : d->pointer ? (d->abs_max[0] ? "tablet" : "mouse") : "other", d->devname);
+	          d->keyboard  ? "keyboard"
+	          : d->pointer ? (d->abs_max[0] ? "tablet" : "mouse")
+	                       : "other",
+	          d->devname);
 	ninputs++;
 	return 0;
 }

@@ -35,8 +35,8 @@ extern const uint8_t fbcon_font[256][16];
 
 /* The 16 colours of ECMA-48's SGR 30-37 / 90-97, as the Linux console has them. */
 static const uint32_t palette[16] = {
-	0x000000, 0xaa0000, 0x00aa00, 0xaa5500, 0x0000aa, 0xaa00aa, 0x00aaaa, 0xaaaaaa,
-	0x555555, 0xff5555, 0x55ff55, 0xffff55, 0x5555ff, 0xff55ff, 0x55ffff, 0xffffff,
+    0x000000, 0xaa0000, 0x00aa00, 0xaa5500, 0x0000aa, 0xaa00aa, 0x00aaaa, 0xaaaaaa,
+    0x555555, 0xff5555, 0x55ff55, 0xffff55, 0x5555ff, 0xff55ff, 0x55ffff, 0xffffff,
 };
 #define DEFAULT_FG 7
 #define DEFAULT_BG 0
@@ -58,10 +58,10 @@ static struct {
 	struct cell *cells;
 	size_t cell_pages;
 	uint32_t cols, rows;
-	uint32_t cx, cy;  /* the cursor */
-	bool wrap_next;   /* the last column was written: the next byte goes on a new line */
-	uint8_t fg, bg;   /* colours for new text */
-	bool bold;        /* SGR 1: the bright half of the palette */
+	uint32_t cx, cy; /* the cursor */
+	bool wrap_next;  /* the last column was written: the next byte goes on a new line */
+	uint8_t fg, bg;  /* colours for new text */
+	bool bold;       /* SGR 1: the bright half of the palette */
 	int state;
 	int params[MAX_PARAMS], nparams;
 	/* Damage, in cells: [dx0, dx1) x [dy0, dy1); empty when dx0 >= dx1. */

@@ -29,9 +29,9 @@ struct virtio_input_absinfo {
 };
 
 struct virtio_input_config {
-	uint8_t select;      /* written by the driver: the question */
-	uint8_t subsel;      /* written by the driver: its argument */
-	uint8_t size;        /* read-only: bytes of the answer in u, 0 for "none"; untrusted */
+	uint8_t select; /* written by the driver: the question */
+	uint8_t subsel; /* written by the driver: its argument */
+	uint8_t size;   /* read-only: bytes of the answer in u, 0 for "none"; untrusted */
 	uint8_t reserved[5];
 	union {
 		char string[128];
