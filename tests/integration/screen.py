@@ -92,19 +92,22 @@ def read_ppm(path):
 
 
 def render_text(font, text, cols, fg=FG, bg=BG):
-    """One line of the console: `text` then blanks to `cols` cells."""
-    text = text.ljust(cols)[:cols]
-    glyphs = [font.glyph_rows(b) for b in text.encode("latin-1")]
-    fgb, bgb = bytes(fg), bytes(bg)
+    """One line of the console: `text` then blanks to `cols` cells. text is
+    a string, or a list of (string, fg) pieces for coloured text."""
+    pieces = [(text, fg)] if isinstance(text, str) else list(text)
+    cells = [(ch, colour) for piece, colour in pieces for ch in piece]
+    cells = (cells + [(" ", fg)] * cols)[:cols]
+    glyphs = [(font.glyph_rows(ch.encode("latin-1")[0]), bytes(colour)) for ch, colour in cells]
+    bgb = bytes(bg)
     rows = []
     for y in range(font.height):
-        rows.append(b"".join(fgb if on else bgb for g in glyphs for on in g[y]))
+        rows.append(b"".join(fgb if on else bgb for g, fgb in glyphs for on in g[y]))
     return Image(cols * font.width, font.height, b"".join(rows))
 
 
 def find_text_row(font, shot, text):
     """The console row (0-based) whose pixels are exactly `text` on a line of
-    its own, or None."""
+    its own (render_text's text), or None."""
     cols = shot.width // font.width
     want = render_text(font, text, cols).rgb
     for row in range(shot.height // font.height):
@@ -208,6 +211,7 @@ class Guest:
     is collected by a thread. Use as a context manager."""
 
     def __init__(self, app, args=(), machine="q35", extra=(), timeout=120):
+        self.args = list(args)
         self.dir = tempfile.mkdtemp(prefix="ringlet-screen-")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         accel = os.environ.get("RINGLET_ACCEL", "tcg")

@@ -10,14 +10,14 @@ up after the application ends.
 import pytest
 
 from ringlet import build_app
-from screen import Guest, load_font, find_text_row
+from screen import FG, Guest, load_font, find_text_row
 
 GREETING = "Hello from Ringlet!"
 
 
-def boot_hello(machine="q35", extra=()):
+def boot_hello(machine="q35", extra=(), args=()):
     build_app("hello")
-    return Guest("hello", machine=machine, extra=["--screen", "--append", "hold"] + list(extra))
+    return Guest("hello", args=args, machine=machine, extra=["--screen", "--append", "hold"] + list(extra))
 
 
 def check_greeting(g, width, height):
@@ -28,7 +28,7 @@ def check_greeting(g, width, height):
     row = find_text_row(font, shot, GREETING)
     assert row is not None, "the greeting is not on the screen:\n" + g.text()
     # The next lines are hello's too, in order.
-    assert find_text_row(font, shot, "argc=1") == row + 1
+    assert find_text_row(font, shot, "argc=%d" % (1 + len(g.args))) == row + 1
     assert find_text_row(font, shot, "argv[0]=[hello]") == row + 2
     return shot, row
 
@@ -64,3 +64,15 @@ def test_microvm_mmio():
     with boot_hello(machine="microvm", extra=["--virtio", "mmio"]) as g:
         check_greeting(g, 1280, 800)
         assert "virtio-gpu gpu0 1280x800" in g.text()
+
+
+def test_ansi_escapes():
+    """Colours (SGR), cursor movement, erase in line, as hello prints its argv."""
+    arg = "\033[31mred\033[0m \033[1;34mblue\033[0m abc\033[3DXY\033[K"
+    with boot_hello(args=[arg]) as g:
+        shot, row = check_greeting(g, 1280, 800)
+        red, bright_blue = (0xaa, 0, 0), (0x55, 0x55, 0xff)
+        want = [("argv[1]=[", FG), ("red", red), (" ", FG), ("blue", bright_blue), (" XY]", FG)]
+        assert find_text_row(load_font(), shot, want) == row + 3
+        # Drawn in the default colour instead, it does not match.
+        assert find_text_row(load_font(), shot, "argv[1]=[red blue XY]") is None
