@@ -194,6 +194,28 @@ static bool gpu_poll(void *ctx)
 	return false;
 }
 
+static bool gpu_arm(void *ctx)
+{
+	struct gpu *g = ctx;
+	return !g->broken && virtq_enable_notify(&g->ctrl);
+}
+
+static void gpu_disarm(void *ctx)
+{
+	struct gpu *g = ctx;
+	if (!g->broken)
+		virtq_disable_notify(&g->ctrl);
+}
+
+/* A command at the device: look within the watchdog's period, so that a
+ * lost notification costs a millisecond. Idle: no deadline (a display
+ * change is seen at the next pass the loop makes anyway). */
+static uint64_t gpu_deadline(void *ctx)
+{
+	struct gpu *g = ctx;
+	return !g->broken && g->busy && !g->answered ? time_ns() + VIRTQ_STALL_NS : WAIT_FOREVER;
+}
+
 static bool answered(void *ctx)
 {
 	const struct gpu *g = ctx;
@@ -427,12 +449,18 @@ int virtio_gpu_probe(const struct virtio_dev *found, char *note, size_t note_len
 		return -EIO;
 	}
 	g->nscanouts = n;
+	virtio_irq_setup(&g->vd, 1); /* the control queue's answers wake the loop */
 	virtio_ready(&g->vd);
 
-	/* Commands wait in the wait loop, which polls the queue through this. */
-	/* XXX: arm = virtq_enable_notify on the control queue once device
-	 * interrupts reach the wait loop (h-wait); until then the timer wakes it. */
-	g->source = (struct wait_source){.name = g->name, .poll = gpu_poll, .ctx = g};
+	/* Commands wait in the wait loop, which polls the queue through this;
+	 * with a wake-up interrupt it halts until the answer comes, without
+	 * one (arm NULL) the timer wakes it. */
+	g->source = (struct wait_source){.name = g->name,
+	                                 .poll = gpu_poll,
+	                                 .arm = g->vd.irq_vector ? gpu_arm : NULL,
+	                                 .disarm = gpu_disarm,
+	                                 .deadline = gpu_deadline,
+	                                 .ctx = g};
 	wait_add_source(&g->source);
 	have_gpu = true;
 
@@ -444,6 +472,6 @@ int virtio_gpu_probe(const struct virtio_dev *found, char *note, size_t note_len
 	/* Clear the screen the host may still show from firmware. */
 	virtio_gpu_flush(0, 0, w, h);
 	g->next_event_check = time_ns() + EVENT_CHECK_NS;
-	ksnprintf(note, note_len, "%s %ux%u, %u scanout%s", g->name, w, h, n, n == 1 ? "" : "s");
+	ksnprintf(note, note_len, "%s %ux%u, %u scanout%s, %s", g->name, w, h, n, n == 1 ? "" : "s", g->vd.wake);
 	return 0;
 }

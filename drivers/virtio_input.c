@@ -293,6 +293,19 @@ static bool input_poll(void *ctx)
 	return any;
 }
 
+static bool input_arm(void *ctx)
+{
+	struct input *d = ctx;
+	return !d->broken && virtq_enable_notify(&d->q);
+}
+
+static void input_disarm(void *ctx)
+{
+	struct input *d = ctx;
+	if (!d->broken)
+		virtq_disable_notify(&d->q);
+}
+
 /* ---- configuration ----------------------------------------------------------------------- */
 
 /* Asks the configuration a question; returns the answer's size (0: none),
@@ -360,6 +373,7 @@ int virtio_input_probe(const struct virtio_dev *found, char *note, size_t note_l
 		virtio_fail(&d->vd, "cannot set up its event queue");
 		return err;
 	}
+	virtio_irq_setup(&d->vd, 1);
 	virtio_ready(&d->vd);
 	/* §5.8.6.1: "The driver SHOULD keep the eventq populated with buffers." */
 	unsigned nb = d->q.size < NBUFS ? d->q.size : NBUFS;
@@ -368,15 +382,20 @@ int virtio_input_probe(const struct virtio_dev *found, char *note, size_t note_l
 			break;
 	virtq_kick(&d->q);
 
-	/* XXX: arm = virtq_enable_notify once device interrupts reach the wait
-	 * loop (h-wait); until then a key waits for the loop's next timer tick. */
-	d->source = (struct wait_source){.name = d->name, .poll = input_poll, .ctx = d};
+	/* With a wake-up interrupt a key wakes the halted loop at once; without
+	 * one (arm NULL) it waits for the loop's next look, 10 ms at most. No
+	 * deadline: the buffers on the queue are always "in flight", and an
+	 * idle keyboard must not keep the loop awake. */
+	d->source = (struct wait_source){.name = d->name,
+	                                 .poll = input_poll,
+	                                 .arm = d->vd.irq_vector ? input_arm : NULL,
+	                                 .disarm = input_disarm,
+	                                 .ctx = d};
 	wait_add_source(&d->source);
-	ksnprintf(note, note_len, "%s %s \"%s\"", d->name,
-	          d->keyboard  ? "keyboard"
-	          : d->pointer ? (d->abs_max[0] ? "tablet" : "mouse")
-	                       : "other",
-	          d->devname);
+	const char *kind = d->keyboard ? "keyboard" : d->pointer ? (d->abs_max[0] ? "tablet" : "mouse") : "other";
+	/* The PCI list's note has room for a few words; the name gets a line. */
+	ksnprintf(note, note_len, "%s %s, %s", d->name, kind, d->vd.wake);
+	klog("%s: \"%s\", a %s", d->name, d->devname, kind);
 	ninputs++;
 	return 0;
 }

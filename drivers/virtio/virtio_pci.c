@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "../../kernel/pci.h"
 #include "virtio_dev.h"
@@ -158,6 +159,130 @@ static void modern_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t 
 
 static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg); }
 
+/* ---- MSI-X: the wait loop's wake-up (§4.1.5.1.2) ------------------------- */
+
+#define PCI_INTERRUPT_LINE   0x3c
+#define PCI_INTERRUPT_PIN    0x3d
+#define PCI_CAP_ID_MSIX      0x11
+#define MSIX_CTRL_TABLE_SIZE 0x07ff /* entries - 1 */
+#define MSIX_CTRL_MASKALL    (1u << 14)
+#define MSIX_CTRL_ENABLE     (1u << 15)
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+
+/*
+ * Table entry 0 sends `vector` to this CPU; MSI-X on. PCI Local Bus 3.0
+ * §6.8.2: the capability's message control says the table size, its table
+ * offset/BIR word where the table is; the mapping is bounds-checked against
+ * the BAR. Returns 0 or -ENODEV.
+ */
+static int msix_enable(struct virtio_dev *vd, int vector)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t cap = pci_find_cap(pci, PCI_CAP_ID_MSIX, 0);
+	if (!cap)
+		return -ENODEV;
+	uint16_t ctrl = pci_read16(pci, cap + 2);
+	uint32_t entries = (ctrl & MSIX_CTRL_TABLE_SIZE) + 1u, where = pci_read32(pci, cap + 4);
+	int bir = (int)(where & 7);
+	if (bir > 5)
+		return -ENODEV;
+	volatile uint32_t *t = (volatile uint32_t *)pci_map_bar(pci, bir, where & ~7u, (uint64_t)entries * 16);
+	if (!t)
+		return -ENODEV;
+	/* Function masked while the entry is written, then enabled. */
+	pci_write16(pci, cap + 2, (uint16_t)(ctrl | MSIX_CTRL_MASKALL));
+	uint64_t addr = irq_msi_address();
+	mmio_write32(&t[0], (uint32_t)addr);
+	mmio_write32(&t[1], (uint32_t)(addr >> 32));
+	mmio_write32(&t[2], irq_msi_data(vector));
+	mmio_write32(&t[3], 0); /* vector control: unmasked */
+	pci_write16(pci, cap + 2, (uint16_t)((ctrl & ~MSIX_CTRL_MASKALL) | MSIX_CTRL_ENABLE));
+	vd->msix_cap = cap;
+	if (!vd->t->modern) /* §4.1.4.8: two vector registers now come first */
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG_MSIX;
+	return 0;
+}
+
+static void msix_disable(struct virtio_dev *vd)
+{
+	uint16_t ctrl = pci_read16(vd->pci, vd->msix_cap + 2);
+	pci_write16(vd->pci, vd->msix_cap + 2, (uint16_t)(ctrl & ~MSIX_CTRL_ENABLE));
+	if (!vd->t->modern)
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG;
+}
+
+/* The INTx handler: reading the ISR status resets it and makes the device
+ * de-assert its line (§4.1.4.5), which must happen before the EOI. */
+static void intx_ack(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	(void)vd->t->isr(vd);
+}
+
+/*
+ * A device without MSI-X: its INTx line, as the firmware routed it
+ * (interrupt line register 0x3c, an ISA IRQ number, which QEMU's pc and q35
+ * also feed to the same IOAPIC input). Level-triggered and active high, as
+ * QEMU's ACPI tables describe PCI links; shared with other devices.
+ */
+static int intx_setup(struct virtio_dev *vd)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t pin = pci_read8(pci, PCI_INTERRUPT_PIN), irq = pci_read8(pci, PCI_INTERRUPT_LINE);
+	if (pin == 0 || irq == 0 || irq >= 16)
+		return -ENODEV; /* no pin, or the firmware did not route it */
+	int vector = irq_attach_gsi(irq, true, false, vd->name, intx_ack, vd);
+	if (vector < 0)
+		return -ENODEV;
+	pci_write16(pci, PCI_COMMAND, pci_read16(pci, PCI_COMMAND) & ~PCI_COMMAND_INTX_DISABLE);
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "intx irq %u", irq);
+	return 0;
+}
+
+/* Every queue gets table entry 0, config changes none. "The device MUST
+ * return vector mapped to a given event, (NO_VECTOR if unmapped) on read"
+ * (§4.1.5.1.2.1): one that could not take it answers NO_VECTOR, and then
+ * the device goes without MSI-X. Without MSI-X, INTx. */
+static int pci_setup_irq(struct virtio_dev *vd, uint16_t nqueues)
+{
+	/* A legacy BAR too small for the two vector registers: no MSI-X. */
+	if (!vd->t->modern && vd->io_size < VIRTIO_PCI_LEGACY_CONFIG_MSIX)
+		return intx_setup(vd);
+	int vector = irq_alloc(vd->name, NULL, NULL);
+	if (vector < 0)
+		return -ENODEV;
+	if (msix_enable(vd, vector) != 0) {
+		irq_free(vector);
+		return intx_setup(vd);
+	}
+	bool ok = true;
+	if (vd->t->modern) {
+		mmio_write16(&vd->common->config_msix_vector, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			mmio_write16(&vd->common->queue_select, i);
+			mmio_write16(&vd->common->queue_msix_vector, 0);
+			ok = mmio_read16(&vd->common->queue_msix_vector) == 0;
+		}
+	} else {
+		outw(vd->io + VIRTIO_PCI_LEGACY_CONFIG_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SELECT, i);
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR, 0);
+			ok = inw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR) == 0;
+		}
+	}
+	if (!ok) {
+		klog("%s %s: the device refused an MSI-X vector; trying INTx", vd->name, vd->where);
+		msix_disable(vd);
+		irq_free(vector);
+		return intx_setup(vd);
+	}
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "msix");
+	return 0;
+}
+
 static const struct virtio_transport pci_modern = {
     .name = "pci",
     .modern = true,
@@ -172,6 +297,7 @@ static const struct virtio_transport pci_modern = {
     .config_generation = modern_config_generation,
     .config_write32 = modern_config_write32,
     .isr = modern_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- legacy: registers in an I/O BAR ------------------------------------ */
@@ -267,6 +393,7 @@ static const struct virtio_transport pci_legacy = {
     .config_generation = legacy_config_generation,
     .config_write32 = legacy_config_write32,
     .isr = legacy_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- finding the device ------------------------------------------------- */

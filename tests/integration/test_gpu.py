@@ -36,7 +36,7 @@ def check_greeting(g, width, height):
 def test_greeting_pixel_exact():
     with boot_hello() as g:
         check_greeting(g, 1280, 800)
-        assert "virtio-gpu gpu0 1280x800, 1 scanout" in g.text()
+        assert "virtio-gpu gpu0 1280x800, 1 scanout, msix" in g.text()
 
 
 def test_text_the_font_cannot_match():

@@ -94,8 +94,8 @@ enum behaviour { HONEST, SHORT_HDR, SHORT_INFO, NO_FENCE, WRONG_TYPE, SILENT, OO
 static struct {
 	struct virtq *q;
 	enum behaviour how;
-	int bad_from;           /* misbehave from this command on (0: the first) */
-	int commands;           /* answered so far */
+	int bad_from; /* misbehave from this command on (0: the first) */
+	int commands; /* answered so far */
 	uint16_t last_avail, used_idx;
 	struct virtio_gpu_config cfg;
 	uint32_t disp_w, disp_h, disp_enabled;
@@ -117,9 +117,8 @@ static void answer(volatile struct virtq_desc *rd, volatile struct virtq_desc *w
 	const struct virtio_gpu_ctrl_hdr *req = (const void *)(uintptr_t)rd->addr;
 	uint8_t *resp = (uint8_t *)(uintptr_t)wd->addr;
 	uint32_t room = wd->len;
-	struct virtio_gpu_ctrl_hdr h = {.type = VIRTIO_GPU_RESP_OK_NODATA,
-	                                .flags = req->flags & VIRTIO_GPU_FLAG_FENCE,
-	                                .fence_id = req->fence_id};
+	struct virtio_gpu_ctrl_hdr h = {
+	    .type = VIRTIO_GPU_RESP_OK_NODATA, .flags = req->flags & VIRTIO_GPU_FLAG_FENCE, .fence_id = req->fence_id};
 	uint32_t len = sizeof(h);
 	bool bad = dev.commands >= dev.bad_from;
 	switch (req->type) {
@@ -234,6 +233,11 @@ int virtio_queue_init(struct virtio_dev *vd, struct virtq *q, uint16_t index, ui
 }
 
 void virtio_ready(struct virtio_dev *vd) { (void)vd; }
+void virtio_irq_setup(struct virtio_dev *vd, uint16_t nqueues)
+{
+	(void)nqueues;
+	strcpy(vd->wake, "timer only");
+}
 void virtio_fail(struct virtio_dev *vd, const char *why)
 {
 	(void)vd;
@@ -304,7 +308,7 @@ static int fresh(enum behaviour how, int bad_from, uint32_t nscanouts, uint32_t 
 static void test_honest(void)
 {
 	CHECK_EQ(fresh(HONEST, 0, 1, 1280, 800), 0);
-	CHECK(strcmp(note, "gpu0 1280x800, 1 scanout") == 0);
+	CHECK(strcmp(note, "gpu0 1280x800, 1 scanout, timer only") == 0);
 	struct virtio_gpu_fb fb;
 	CHECK_EQ(virtio_gpu_fb(&fb), 0);
 	CHECK_EQ(fb.width, 1280);
@@ -357,9 +361,9 @@ static void test_display_change_event(void)
 static void test_no_preference_or_absurd_size(void)
 {
 	CHECK_EQ(fresh(HONEST, 0, 1, 0, 0), 0);
-	CHECK(strcmp(note, "gpu0 1024x768, 1 scanout") == 0);
+	CHECK(strcmp(note, "gpu0 1024x768, 1 scanout, timer only") == 0);
 	CHECK_EQ(fresh(HONEST, 0, 1, 100000, 5), 0);
-	CHECK(strcmp(note, "gpu0 1024x768, 1 scanout") == 0);
+	CHECK(strcmp(note, "gpu0 1024x768, 1 scanout, timer only") == 0);
 }
 
 static void test_scanout_count_past_maximum(void)
@@ -397,10 +401,7 @@ static void test_short_header(void)
 	hostile(SHORT_HDR, 7, "16 bytes, shorter than its header");
 }
 
-static void test_short_display_info(void)
-{
-	hostile(SHORT_INFO, 0, "needs 408");
-}
+static void test_short_display_info(void) { hostile(SHORT_INFO, 0, "needs 408"); }
 
 static void test_fence_not_echoed(void) { hostile(NO_FENCE, 2, "not echoed"); }
 static void test_wrong_type(void) { hostile(WRONG_TYPE, 3, "where 0x1100 was due"); }
