@@ -7,6 +7,8 @@ compares them with text drawn on the host from the same PSF font
 up after the application ends.
 """
 
+import time
+
 import pytest
 
 from ringlet import build_app
@@ -76,3 +78,49 @@ def test_ansi_escapes():
         assert find_text_row(load_font(), shot, want) == row + 3
         # Drawn in the default colour instead, it does not match.
         assert find_text_row(load_font(), shot, "argv[1]=[red blue XY]") is None
+
+
+def test_no_legacy_gpu_or_keyboard():
+    """QEMU offers virtio-gpu and virtio-input only as modern devices: asked
+    for legacy ones (disable-modern=on), it still gives modern ones (device
+    IDs 0x1050 and 0x1052), and the drivers take them as such."""
+    legacy = ",disable-modern=on,disable-legacy=off"
+    build_app("hello")
+    with Guest("hello", extra=["--append", "console=gpu,serial hold",
+                               "--qemu-arg=-device", "--qemu-arg=virtio-gpu-pci" + legacy,
+                               "--qemu-arg=-device", "--qemu-arg=virtio-keyboard-pci" + legacy]) as g:
+        check_greeting(g, 1280, 800)
+        assert "1af4:1050 0380  virtio-gpu gpu0 1280x800" in g.text()
+        assert "1af4:1052 0900  virtio-input input0 keyboard" in g.text()
+        assert "(legacy)" not in g.text()
+
+
+def test_fbdemo_draws_and_gives_the_screen_back():
+    """apps/fbdemo through <ringlet/fb.h>: the screen holds one whole frame
+    of its pattern, pixel for pixel; a key ends it and the console's text
+    comes back."""
+    build_app("fbdemo")
+    with Guest("fbdemo", extra=["--screen", "--append", "hold"]) as g:
+        deadline = time.monotonic() + 60
+        while True:
+            shot = g.qmp.screendump()
+            # Frame t has green (y + t) & 0xff at (0, y): 0 at (0, 0) means no frame yet or t = 0.
+            if shot.pixel(0, 0) != (0, 0, 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        t = shot.pixel(0, 0)[1]  # t & 0xff; the pattern depends on no more of t
+        cx, cy = shot.width // 2, shot.height // 2  # the pointer's square
+        for y in range(0, shot.height, 7):
+            for x in range(0, shot.width, 5):
+                if abs(x - cx) <= 6 and abs(y - cy) <= 6:
+                    continue
+                r = ((x + 2 * t) ^ y) & 0xff
+                gr = ((x >> 1) + ((y + t) & 0xff)) & 0xff
+                b = ((x ^ (y + t)) >> 1) & 0xff
+                assert shot.pixel(x, y) == (r, gr, b), (x, y, t)
+        assert shot.pixel(cx, cy) == (255, 255, 255)
+        g.qmp.cmd("send-key", keys=[{"type": "qcode", "data": "q"}])
+        g.wait_for("holding (kernel option hold)")
+        assert "frames of 1280x800" in g.text()
+        font = load_font()
+        assert find_text_row(font, g.qmp.screendump(), "ringlet: exit status 0; holding (kernel option hold)") is not None
