@@ -204,6 +204,60 @@ def send_events(qmp, text):
         qmp.cmd("input-send-event", events=up)
 
 
+# ---------------------------------------------------------------- VNC
+
+def free_vnc_display():
+    """A VNC display number N whose port 5900 + N on 127.0.0.1 is free now."""
+    for n in range(40, 100):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", 5900 + n))
+                return n
+            except OSError:
+                continue
+    raise AssertionError("no free VNC port on 127.0.0.1")
+
+
+def vnc_resize(display, width, height, timeout=30):
+    """Asks QEMU's VNC server on 127.0.0.1:display, as a client would
+    (RFB 3.8, no authentication), for a desktop of width x height:
+    SetDesktopSize of the ExtendedDesktopSize extension. QEMU passes it to
+    the GPU, which raises a display-change event in its configuration."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            s = socket.create_connection(("127.0.0.1", 5900 + display), timeout=timeout)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+    def recvn(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            assert c, "VNC server closed the connection"
+            b += c
+        return b
+    with s:
+        assert recvn(12).startswith(b"RFB 003.")
+        s.sendall(b"RFB 003.008\n")
+        types = recvn(recvn(1)[0])
+        assert 1 in types, "VNC server wants authentication"
+        s.sendall(b"\x01")                        # security type None
+        assert recvn(4) == b"\0\0\0\0"
+        s.sendall(b"\x01")                        # ClientInit: shared
+        w, h = struct.unpack(">HH", recvn(4))
+        recvn(16)                                  # pixel format
+        recvn(struct.unpack(">I", recvn(4))[0])    # name
+        s.sendall(struct.pack(">BBHii", 2, 0, 2, 0, -308))        # SetEncodings: raw, ExtendedDesktopSize
+        s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))  # FramebufferUpdateRequest
+        s.sendall(struct.pack(">BBHHBB", 251, 0, width, height, 1, 0)
+                  + struct.pack(">IHHHHI", 0, 0, 0, width, height, 0))  # SetDesktopSize, one screen
+        time.sleep(0.5)
+
+
 # ---------------------------------------------------------------- a running guest
 
 class Guest:

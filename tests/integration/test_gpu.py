@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ringlet import build_app
-from screen import FG, Guest, load_font, find_text_row
+from screen import FG, Guest, load_font, find_text_row, free_vnc_display, send_keys, vnc_resize
 
 GREETING = "Hello from Ringlet!"
 
@@ -124,3 +124,25 @@ def test_fbdemo_draws_and_gives_the_screen_back():
         assert "frames of 1280x800" in g.text()
         font = load_font()
         assert find_text_row(font, g.qmp.screendump(), "ringlet: exit status 0; holding (kernel option hold)") is not None
+
+
+def test_display_change_event():
+    """The host resizes the display while the guest runs (a VNC client asks
+    QEMU for 800x600): the GPU raises VIRTIO_GPU_EVENT_DISPLAY, the driver
+    makes a framebuffer of the new size, and the console carries on in it."""
+    build_app("kbd")
+    n = free_vnc_display()
+    with Guest("kbd", extra=["--display", "vnc:%d" % n]) as g:
+        g.wait_for("> ")
+        assert (g.qmp.screendump().width, g.qmp.screendump().height) == (1280, 800)
+        vnc_resize(n, 800, 600)
+        g.wait_for("gpu0: display resized to 800x600")
+        send_keys(g.qmp, "ok\n")
+        g.wait_for("line 2: [ok]")
+        shot = g.qmp.screendump()
+        assert (shot.width, shot.height) == (800, 600)
+        font = load_font()
+        row = find_text_row(font, shot, "line 2: [ok]")
+        assert row is not None
+        # The boot log above it survived the move to the new framebuffer.
+        assert find_text_row(font, shot, "kbd: type lines; `quit` ends") is not None
