@@ -76,12 +76,14 @@ struct gpu {
 			struct virtio_gpu_mem_entry e[1];
 		} attach;
 		struct virtio_gpu_set_scanout scanout;
+		struct virtio_gpu_get_edid get_edid;
 		struct virtio_gpu_transfer_to_host_2d transfer;
 		struct virtio_gpu_resource_flush flush;
 	} req;
 	union {
 		struct virtio_gpu_ctrl_hdr hdr;
 		struct virtio_gpu_resp_display_info info;
+		struct virtio_gpu_resp_edid edid;
 	} resp;
 };
 
@@ -347,6 +349,59 @@ static int display_size(struct gpu *g, uint32_t *w, uint32_t *h)
 	return 0;
 }
 
+/*
+ * GET_EDID (VIRTIO_GPU_F_EDID): the monitor description of scanout 0, for
+ * the log: its name and preferred mode (VESA E-EDID 1.4 base block). The
+ * device's size field is checked against the 1024 bytes it may fill; the
+ * EDID's own checksum decides whether its contents are believed.
+ */
+static int read_edid(struct gpu *g)
+{
+	memset(&g->req, 0, sizeof(g->req));
+	g->req.hdr.type = VIRTIO_GPU_CMD_GET_EDID;
+	g->req.get_edid.scanout = 0;
+	int err = command(g, sizeof(g->req.get_edid), VIRTIO_GPU_RESP_OK_EDID, sizeof(g->resp.edid));
+	if (err)
+		return err;
+	uint32_t size = g->resp.edid.size; /* once */
+	if (size > sizeof(g->resp.edid.edid)) {
+		char why[64];
+		ksnprintf(why, sizeof(why), "an EDID of %u bytes in a field of 1024", size);
+		abandon(g, why);
+		return -EIO;
+	}
+	uint8_t e[128];
+	if (size < sizeof(e))
+		return -EINVAL;
+	memcpy(e, g->resp.edid.edid, sizeof(e));
+	static const uint8_t magic[8] = {0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0};
+	uint8_t sum = 0;
+	for (unsigned i = 0; i < sizeof(e); i++)
+		sum += e[i];
+	if (memcmp(e, magic, sizeof(magic)) != 0 || sum != 0) {
+		klog("%s: EDID without its header or checksum: ignored", g->name);
+		return -EINVAL;
+	}
+	char name[14] = "?";
+	/* Four 18-byte descriptors from byte 54; tag 0xfc is the monitor name. */
+	for (unsigned d = 54; d + 18 <= 126; d += 18) {
+		if (e[d] == 0 && e[d + 1] == 0 && e[d + 3] == 0xfc) {
+			unsigned n = 0;
+			for (; n < 13 && e[d + 5 + n] != '\n' && e[d + 5 + n] >= 0x20 && e[d + 5 + n] < 0x7f; n++)
+				name[n] = (char)e[d + 5 + n];
+			name[n] = 0;
+		}
+	}
+	/* The first descriptor is the preferred timing when its pixel clock is not 0. */
+	unsigned hactive = 0, vactive = 0;
+	if (e[54] | e[55]) {
+		hactive = e[56] | (e[58] & 0xf0u) << 4;
+		vactive = e[59] | (e[61] & 0xf0u) << 4;
+	}
+	klog("%s: EDID: monitor \"%s\", preferred mode %ux%u", g->name, name, hactive, vactive);
+	return 0;
+}
+
 /* §5.7.4.1: the device sets VIRTIO_GPU_EVENT_DISPLAY in events_read when
  * the display configuration changed; "The driver SHOULD write
  * events_clear" and fetch the new information. */
@@ -427,10 +482,10 @@ int virtio_gpu_probe(const struct virtio_dev *found, char *note, size_t note_len
 	g->vd.name = "virtio-gpu";
 	ksnprintf(g->name, sizeof(g->name), "gpu0");
 
-	/* §5.7.3: 2D needs no feature bit. VIRGL is 3D (out of scope); EDID
-	 * would give the monitor's modes, but GET_DISPLAY_INFO's preferred size
-	 * is what QEMU's window is, so it is not asked for. */
-	if ((err = virtio_start(&g->vd, 0, 0)) != 0)
+	/* §5.7.3: 2D needs no feature bit. VIRGL is 3D (out of scope). EDID
+	 * describes the monitor; GET_DISPLAY_INFO's preferred size is what
+	 * QEMU's window is, so the EDID only goes to the log. */
+	if ((err = virtio_start(&g->vd, 1ull << VIRTIO_GPU_F_EDID, 0)) != 0)
 		return err;
 	/* §5.7.2: "0 controlq, 1 cursorq". */
 	if ((err = virtio_queue_init(&g->vd, &g->ctrl, 0, 8)) != 0 ||
@@ -465,7 +520,11 @@ int virtio_gpu_probe(const struct virtio_dev *found, char *note, size_t note_len
 	have_gpu = true;
 
 	uint32_t w, h;
-	if ((err = display_size(g, &w, &h)) != 0 || (err = make_framebuffer(g, w, h)) != 0) {
+	if ((err = display_size(g, &w, &h)) == 0 && (g->vd.features & (1ull << VIRTIO_GPU_F_EDID)))
+		read_edid(g); /* for the log only: a bad one costs nothing but a device that lies */
+	if (g->broken)
+		err = -EIO;
+	if (err || (err = make_framebuffer(g, w, h)) != 0) {
 		ksnprintf(note, note_len, "%s: no framebuffer (error %d)", g->name, err);
 		return 0; /* listed, but fbcon and fb_get() see -ENODEV */
 	}

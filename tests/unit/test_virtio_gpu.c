@@ -89,7 +89,7 @@ void page_free(void *p, size_t npages)
 
 /* ---- the device ------------------------------------------------------------ */
 
-enum behaviour { HONEST, SHORT_HDR, SHORT_INFO, NO_FENCE, WRONG_TYPE, SILENT, OOM };
+enum behaviour { HONEST, SHORT_HDR, SHORT_INFO, NO_FENCE, WRONG_TYPE, SILENT, OOM, EDID_HUGE, EDID_BAD_SUM };
 
 static struct {
 	struct virtq *q;
@@ -106,6 +106,7 @@ static struct {
 	struct virtio_gpu_rect last_transfer, last_flush;
 	uint64_t last_offset;
 	bool reset;
+	bool edid_offered;
 	void *rings[2];
 	int nrings;
 } dev;
@@ -134,6 +135,30 @@ static void answer(volatile struct virtq_desc *rd, volatile struct virtq_desc *w
 		CHECK(room >= sizeof(info));
 		memcpy(resp, &info, room < sizeof(info) ? room : sizeof(info));
 		*wrote = len;
+		return;
+	}
+	case VIRTIO_GPU_CMD_GET_EDID: {
+		static struct virtio_gpu_resp_edid e;
+		memset(&e, 0, sizeof(e));
+		h.type = VIRTIO_GPU_RESP_OK_EDID;
+		e.hdr = h;
+		e.size = bad && dev.how == EDID_HUGE ? 0x10000 : 128;
+		static const uint8_t head[8] = {0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0};
+		memcpy(e.edid, head, 8);
+		/* Preferred 1920x1080 (0x780 x 0x438), a name descriptor "Test Screen". */
+		e.edid[54] = 0x02, e.edid[55] = 0x3a;
+		e.edid[56] = 0x80, e.edid[58] = 0x70, e.edid[59] = 0x38, e.edid[61] = 0x40;
+		e.edid[75] = 0xfc;
+		memcpy(&e.edid[77], "Test Screen\n ", 13);
+		uint8_t sum = 0;
+		for (int i = 0; i < 127; i++)
+			sum += e.edid[i];
+		e.edid[127] = (uint8_t)(0x100 - sum);
+		if (bad && dev.how == EDID_BAD_SUM)
+			e.edid[127]++;
+		CHECK(room >= sizeof(e));
+		memcpy(resp, &e, sizeof(e));
+		*wrote = sizeof(e);
 		return;
 	}
 	case VIRTIO_GPU_CMD_RESOURCE_CREATE_2D: {
@@ -217,7 +242,8 @@ static struct wait_source *source;
 
 int virtio_start(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 {
-	(void)vd, (void)wanted, (void)required;
+	(void)required;
+	vd->features = wanted & (dev.edid_offered ? 1ull << VIRTIO_GPU_F_EDID : 0);
 	return 0;
 }
 
@@ -282,6 +308,8 @@ int wait_until(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
 
 static char note[64];
 
+static bool offer_edid;
+
 static int fresh(enum behaviour how, int bad_from, uint32_t nscanouts, uint32_t w, uint32_t h)
 {
 	for (int i = 0; i < dev.nrings; i++)
@@ -301,6 +329,7 @@ static int fresh(enum behaviour how, int bad_from, uint32_t nscanouts, uint32_t 
 	dev.disp_w = w;
 	dev.disp_h = h;
 	dev.disp_enabled = 1;
+	dev.edid_offered = offer_edid;
 	struct virtio_dev vd = {.modern = true};
 	return virtio_gpu_probe(&vd, note, sizeof(note));
 }
@@ -416,6 +445,34 @@ static void test_out_of_memory(void)
 	CHECK(!gpu0.broken);
 }
 
+/* GET_EDID when offered: the monitor's name and mode reach the log. */
+static void test_edid(void)
+{
+	offer_edid = true;
+	CHECK_EQ(fresh(HONEST, 0, 1, 1280, 800), 0);
+	CHECK(!dev.reset);
+	struct virtio_gpu_fb fb;
+	CHECK_EQ(virtio_gpu_fb(&fb), 0);
+	CHECK_EQ(fb.width, 1280); /* the display info decides, not the EDID */
+	/* The log's last line is the framebuffer's; look at the EDID alone. */
+	CHECK_EQ(read_edid(&gpu0), 0);
+	CHECK(strcmp(last_log, "gpu0: EDID: monitor \"Test Screen\", preferred mode 1920x1080") == 0);
+
+	/* A bad checksum: ignored, the device is not blamed. */
+	CHECK_EQ(fresh(EDID_BAD_SUM, 0, 1, 1280, 800), 0);
+	CHECK(!dev.reset);
+	CHECK_EQ(read_edid(&gpu0), -EINVAL);
+	CHECK(strstr(last_log, "checksum") != NULL);
+
+	/* A size past the 1024-byte field: a broken rule, the device is stopped. */
+	CHECK_EQ(fresh(EDID_HUGE, 0, 1, 1280, 800), 0);
+	CHECK(strstr(note, "no framebuffer (error -5)") != NULL);
+	CHECK(dev.reset);
+	CHECK(strstr(last_log, "an EDID of 65536 bytes") != NULL);
+	CHECK_EQ(virtio_gpu_fb(&fb), -ENODEV);
+	offer_edid = false;
+}
+
 int main(void)
 {
 	RUN_TEST(test_honest);
@@ -428,6 +485,7 @@ int main(void)
 	RUN_TEST(test_wrong_type);
 	RUN_TEST(test_silent);
 	RUN_TEST(test_out_of_memory);
+	RUN_TEST(test_edid);
 	fresh(HONEST, 0, 0, 0, 0); /* frees what the last test left */
 	return check_report();
 }
