@@ -10,7 +10,7 @@
 #                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
 #                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
 #   make debug            boot halted under gdb
-#   make bench            benchmarks (bench/boot, bench/idle; bench/blk and bench/rng compare with Linux)
+#   make bench            benchmarks (bench/boot, bench/idle, bench/screen; bench/blk and bench/rng compare with Linux)
 #   make V=1              show full commands
 #
 # Dependencies (Debian packages, newlib built once into build/) are checked
@@ -248,7 +248,7 @@ fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ))
 	done
 
 integration-test:
-	$(Q)for app in hello selftest blktool entropy; do $(MAKE) APP=$$app || exit 1; done
+	$(Q)for app in hello selftest blktool entropy kbd fbdemo; do $(MAKE) APP=$$app || exit 1; done
 	$(Q)$(MAKE) efi
 	$(Q)$(PYTHON) -m pytest -q -ra tests/integration
 
@@ -263,6 +263,7 @@ bench:
 	$(Q)scripts/deps --quiet
 	$(Q)bench/boot
 	$(Q)bench/idle
+	$(Q)bench/screen
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
