@@ -146,3 +146,30 @@ def test_display_change_event():
         assert row is not None
         # The boot log above it survived the move to the new framebuffer.
         assert find_text_row(font, shot, "kbd: type lines; `quit` ends") is not None
+
+
+def test_libvirt_xml_screen(tmp_path):
+    """scripts/libvirt-xml --screen: the devices virt-manager gives a new VM,
+    and a VNC display on loopback only; the XML is valid for libvirt."""
+    import shutil
+    import subprocess
+    import xml.etree.ElementTree as ET
+    from ringlet import root
+    image = tmp_path / "x.img"
+    image.write_bytes(b"\0" * 4096)
+    out = tmp_path / "d.xml"
+    subprocess.run([root() + "/scripts/libvirt-xml", "--name", "t", "--image", str(image), "--screen",
+                    "--out", str(out)], check=True)
+    dev = ET.parse(out).getroot().find("devices")
+    assert dev.find("video/model").attrib["type"] == "virtio"
+    assert sorted((i.attrib["type"], i.attrib["bus"]) for i in dev.findall("input")) == \
+        [("keyboard", "virtio"), ("tablet", "virtio")]
+    assert dev.find("graphics").attrib["type"] == "vnc"
+    assert dev.find("graphics/listen").attrib["address"] == "127.0.0.1"
+    if shutil.which("virt-xml-validate"):
+        subprocess.run(["virt-xml-validate", str(out), "domain"], check=True, stdout=subprocess.DEVNULL)
+    # Without --screen: none of it.
+    subprocess.run([root() + "/scripts/libvirt-xml", "--name", "t", "--image", str(image), "--out", str(out)],
+                   check=True)
+    dev = ET.parse(out).getroot().find("devices")
+    assert dev.find("video") is None and dev.find("graphics") is None
