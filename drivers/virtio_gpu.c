@@ -349,6 +349,24 @@ static int display_size(struct gpu *g, uint32_t *w, uint32_t *h)
 	return 0;
 }
 
+/* The boot log's line of scanouts, from the GET_DISPLAY_INFO answer in
+ * g->resp: "gpu0: scanouts: 0 1280x800, 1 off". */
+static void log_scanouts(struct gpu *g)
+{
+	char line[200];
+	int n = ksnprintf(line, sizeof(line), "%s: scanouts:", g->name);
+	for (uint32_t i = 0; i < g->nscanouts && n < (int)sizeof(line); i++) {
+		const struct virtio_gpu_display_one *m = &g->resp.info.pmodes[i];
+		uint32_t enabled = m->enabled, w = m->r.width, h = m->r.height;
+		const char *sep = i ? "," : "";
+		if (enabled)
+			n += ksnprintf(line + n, sizeof(line) - n, "%s %u %ux%u", sep, i, w, h);
+		else
+			n += ksnprintf(line + n, sizeof(line) - n, "%s %u off", sep, i);
+	}
+	klog("%s", line);
+}
+
 /*
  * GET_EDID (VIRTIO_GPU_F_EDID): the monitor description of scanout 0, for
  * the log: its name and preferred mode (VESA E-EDID 1.4 base block). The
@@ -520,7 +538,9 @@ int virtio_gpu_probe(const struct virtio_dev *found, char *note, size_t note_len
 	have_gpu = true;
 
 	uint32_t w, h;
-	if ((err = display_size(g, &w, &h)) == 0 && (g->vd.features & (1ull << VIRTIO_GPU_F_EDID)))
+	if ((err = display_size(g, &w, &h)) == 0)
+		log_scanouts(g);
+	if (!err && (g->vd.features & (1ull << VIRTIO_GPU_F_EDID)))
 		read_edid(g); /* for the log only: a bad one costs nothing but a device that lies */
 	if (g->broken)
 		err = -EIO;

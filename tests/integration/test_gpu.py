@@ -61,6 +61,21 @@ def test_virtio_vga():
         check_greeting(g, 1280, 800)
 
 
+def test_two_scanouts_listed():
+    """max_outputs=2: the boot log lists both scanouts, the console is on the first."""
+    with boot_hello(extra=["--qemu-arg=-global", "--qemu-arg=virtio-gpu-pci.max_outputs=2"]) as g:
+        check_greeting(g, 1280, 800)
+        assert "gpu0: scanouts: 0 1280x800, 1 off" in g.text()
+        assert "virtio-gpu gpu0 1280x800, 2 scanouts" in g.text()
+
+
+def test_microvm_pcie():
+    """microvm with its PCIe bus: virtio-gpu-pci there."""
+    with boot_hello(machine="microvm") as g:
+        check_greeting(g, 1280, 800)
+        assert "virtio-gpu gpu0 1280x800" in g.text()
+
+
 def test_microvm_mmio():
     """microvm without PCI: virtio-gpu-device on virtio-mmio."""
     with boot_hello(machine="microvm", extra=["--virtio", "mmio"]) as g:
