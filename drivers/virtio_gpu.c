@@ -16,7 +16,8 @@
  * A command is one chain on the control queue: the request (a header and
  * the command's fields) for the device to read, the response for it to
  * write. One command is in flight at a time, with a fence so that the
- * answer comes when the work is done. Every answer is checked: at least a
+ * answer comes when the work is done; the caller waits for it on the
+ * control queue alone (see command()). Every answer is checked: at least a
  * header, the type the command calls for (an error type is an ordinary
  * failure), the length that type needs, the fence echoed. A device that
  * breaks those rules, or the ring's, or does not answer within
@@ -29,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../kernel/io.h"
 #include "../kernel/kernel.h"
 #include "../kernel/wait.h"
 #include "virtio/virtio_dev.h"
@@ -59,8 +61,7 @@ struct gpu {
 	size_t fb_pages;
 	uint32_t generation;
 	/* The command in flight (at most one). */
-	bool busy, answered;
-	uint32_t answer_len;
+	bool busy;
 	uint64_t fence; /* the last fence id used */
 	uint64_t next_event_check;
 	uint64_t commands, flushes; /* since boot, for a debugger */
@@ -167,70 +168,43 @@ static void abandon(struct gpu *g, const char *why)
 
 static void look_for_events(struct gpu *g);
 
+/* The wait loop's source: nothing is in flight between commands (each
+ * waits for its own answer), so the loop only gives the driver a chance to
+ * look for display changes. */
 static bool gpu_poll(void *ctx)
 {
 	struct gpu *g = ctx;
-	if (g->broken)
-		return false;
-	if (g->busy && !g->answered) {
-		void *cookie;
-		uint32_t len;
-		int got = virtq_get_used(&g->ctrl, &cookie, &len);
-		if (got < 0) {
-			char why[96];
-			ksnprintf(why, sizeof(why), "device broke the ring rules (%s)", virtq_broken_reason(&g->ctrl));
-			abandon(g, why);
-			return true;
-		}
-		if (got == 1) {
-			kassert(cookie == g); /* one command in flight, and it is ours */
-			g->answered = true;
-			g->answer_len = len;
-			return true;
-		}
-		virtq_watchdog(&g->ctrl, time_ns());
-		return false;
-	}
-	if (!g->busy && time_ns() >= g->next_event_check)
+	if (!g->broken && !g->busy && time_ns() >= g->next_event_check)
 		look_for_events(g);
 	return false;
 }
 
+/* Before the loop halts: no answer is ever outstanding here, so no wake-up
+ * is needed (a display change is seen when the loop next runs). */
 static bool gpu_arm(void *ctx)
 {
-	struct gpu *g = ctx;
-	return !g->broken && virtq_enable_notify(&g->ctrl);
+	(void)ctx;
+	return false;
 }
 
-static void gpu_disarm(void *ctx)
-{
-	struct gpu *g = ctx;
-	if (!g->broken)
-		virtq_disable_notify(&g->ctrl);
-}
-
-/* A command at the device: look within the watchdog's period, so that a
- * lost notification costs a millisecond. Idle: no deadline (a display
- * change is seen at the next pass the loop makes anyway). */
-static uint64_t gpu_deadline(void *ctx)
-{
-	struct gpu *g = ctx;
-	return !g->broken && g->busy && !g->answered ? time_ns() + VIRTQ_STALL_NS : WAIT_FOREVER;
-}
-
-static bool answered(void *ctx)
-{
-	const struct gpu *g = ctx;
-	return g->broken || g->answered;
-}
+/* How long a command spins before it halts for its answer: QEMU answers a
+ * 2D command in tens of microseconds, a halt and wake-up cost about as
+ * much. */
+#define CMD_SPIN_NS 20000
 
 /*
  * Sends the request in g->req (req_len bytes) and waits for the answer of
  * type want_type, at least want_len bytes, in g->resp. Returns 0, a negative
  * errno from an error response, -EIO (the device broke a rule and is now
- * stopped), -EBUSY (a command is already in flight: the caller was reached
- * from inside the wait of another, e.g. a log line printed while a flush
- * waits) or -ENODEV.
+ * stopped), -EBUSY (a command is already in flight: a log line printed
+ * while a command waits) or -ENODEV.
+ *
+ * It waits on its own queue only, not in the wait loop: a command is sent
+ * from console writes, and a console write can come from inside any wait
+ * source's poll (a driver's log line). Running the loop there would poll
+ * that source again from inside itself. So: spin briefly, then halt with
+ * the control queue's notification on until the answer's interrupt (or,
+ * without one, a timer tick) ends the halt.
  */
 static int command(struct gpu *g, uint32_t req_len, uint32_t want_type, uint32_t want_len)
 {
@@ -248,18 +222,39 @@ static int command(struct gpu *g, uint32_t req_len, uint32_t want_type, uint32_t
 	if (err)
 		return err == -EIO ? -EIO : -EBUSY; /* a free queue always has two descriptors */
 	g->busy = true;
-	g->answered = false;
 	g->commands++;
 	virtq_kick(&g->ctrl);
-	if (wait_until(answered, g, time_ns() + CMD_TIMEOUT_NS) == -ETIMEDOUT) {
-		abandon(g, "no answer to a command within 5 s");
+
+	uint64_t start = time_ns();
+	void *cookie;
+	uint32_t len;
+	int got;
+	while ((got = virtq_get_used(&g->ctrl, &cookie, &len)) == 0) {
+		uint64_t now = time_ns();
+		if (now - start >= CMD_TIMEOUT_NS) {
+			abandon(g, "no answer to a command within 5 s");
+			return -EIO;
+		}
+		virtq_watchdog(&g->ctrl, now);
+		if (now - start < CMD_SPIN_NS) {
+			cpu_relax();
+			continue;
+		}
+		/* virtq_enable_notify() says whether the answer came meanwhile. */
+		if (!g->vd.irq_vector || !virtq_enable_notify(&g->ctrl))
+			time_idle(now + VIRTQ_STALL_NS);
+		virtq_disable_notify(&g->ctrl);
+	}
+	if (got < 0) {
+		char why[96];
+		ksnprintf(why, sizeof(why), "device broke the ring rules (%s)", virtq_broken_reason(&g->ctrl));
+		abandon(g, why);
 		return -EIO;
 	}
-	if (g->broken)
-		return -EIO;
+	kassert(cookie == g); /* one command in flight, and it is ours */
 	g->busy = false;
 	char why[96];
-	if (check_answer(&g->resp.hdr, g->answer_len, want_type, want_len, g->fence, &err, why, sizeof(why))) {
+	if (check_answer(&g->resp.hdr, len, want_type, want_len, g->fence, &err, why, sizeof(why))) {
 		abandon(g, why);
 		return -EIO;
 	}
@@ -525,15 +520,8 @@ int virtio_gpu_probe(const struct virtio_dev *found, char *note, size_t note_len
 	virtio_irq_setup(&g->vd, 1); /* the control queue's answers wake the loop */
 	virtio_ready(&g->vd);
 
-	/* Commands wait in the wait loop, which polls the queue through this;
-	 * with a wake-up interrupt it halts until the answer comes, without
-	 * one (arm NULL) the timer wakes it. */
-	g->source = (struct wait_source){.name = g->name,
-	                                 .poll = gpu_poll,
-	                                 .arm = g->vd.irq_vector ? gpu_arm : NULL,
-	                                 .disarm = gpu_disarm,
-	                                 .deadline = gpu_deadline,
-	                                 .ctx = g};
+	/* The wait loop looks for display changes through this. */
+	g->source = (struct wait_source){.name = g->name, .poll = gpu_poll, .arm = gpu_arm, .ctx = g};
 	wait_add_source(&g->source);
 	have_gpu = true;
 
