@@ -63,8 +63,14 @@ void console_start_gpu(void)
 	if (!out_gpu)
 		return;
 	if (!fbcon_init()) {
+		bool had_serial = out_serial;
 		out_serial = true;
 		out_gpu = false;
+		if (!had_serial) { /* what the screen would have shown, on serial after all */
+			const char *p;
+			size_t n = fbcon_early_take(&p);
+			console_write(p, n);
+		}
 		klog("console=gpu: no screen (no working virtio-gpu); the console stays on serial");
 	}
 }

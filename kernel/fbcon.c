@@ -91,6 +91,14 @@ void fbcon_early(const char *s, size_t n)
 	}
 }
 
+size_t fbcon_early_take(const char **p)
+{
+	size_t n = early_len;
+	*p = early;
+	early_len = 0;
+	return n;
+}
+
 /* ---- drawing ---------------------------------------------------------------------------- */
 
 static void damage(uint32_t x0, uint32_t y0, uint32_t x1, uint32_t y1)

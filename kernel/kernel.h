@@ -57,6 +57,8 @@ void console_start_gpu(void);
 bool fbcon_init(void);
 void fbcon_write(const char *s, size_t n);
 void fbcon_early(const char *s, size_t n);
+/* The log kept for the screen (and forgets it): for serial, when there is no screen after all. */
+size_t fbcon_early_take(const char **p);
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Raw output, no prefix. */

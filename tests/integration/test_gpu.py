@@ -188,3 +188,30 @@ def test_libvirt_xml_screen(tmp_path):
                    check=True)
     dev = ET.parse(out).getroot().find("devices")
     assert dev.find("video") is None and dev.find("graphics") is None
+
+
+def test_console_gpu_without_a_gpu_falls_back_to_serial():
+    """console=gpu on a machine without a GPU: the whole log and the
+    program's output still reach serial, with a line saying why."""
+    from ringlet import run_guest
+    build_app("hello")
+    r = run_guest("hello", extra=["--append", "console=gpu"])
+    assert r.status == 0
+    assert "Ringlet via PVH: console=gpu" in r.output  # a line from before the fallback, replayed
+    assert "console=gpu: no screen (no working virtio-gpu); the console stays on serial" in r.output
+    assert "Hello from Ringlet!" in r.output
+
+
+def test_console_gpu_only():
+    """console=gpu alone: the screen shows the program's output, serial does not."""
+    build_app("hello")
+    with Guest("hello", extra=["--screen", "--append", "console=gpu hold"]) as g:
+        font = load_font()
+        deadline = time.monotonic() + 60
+        row = None
+        while row is None and time.monotonic() < deadline:
+            row = find_text_row(font, g.qmp.screendump(), "ringlet: exit status 0; holding (kernel option hold)")
+            time.sleep(0.2)
+        assert row is not None
+        assert find_text_row(font, g.qmp.screendump(), GREETING) is not None
+        assert "Hello from Ringlet!" not in g.text()
