@@ -215,3 +215,26 @@ def test_console_gpu_only():
         assert row is not None
         assert find_text_row(font, g.qmp.screendump(), GREETING) is not None
         assert "Hello from Ringlet!" not in g.text()
+
+
+def test_tablet_moves_fbdemo_pointer():
+    """A tablet position (QMP input-send-event, absolute 0..32767) reaches
+    fbdemo through <ringlet/input.h>: its white square moves there."""
+    build_app("fbdemo")
+    with Guest("fbdemo", extra=["--screen", "--append", "hold"]) as g:
+        want_x, want_y = 320, 200
+        ev = [{"type": "abs", "data": {"axis": "x", "value": want_x * 32768 // 1280}},
+              {"type": "abs", "data": {"axis": "y", "value": want_y * 32768 // 800}}]
+        deadline = time.monotonic() + 60
+        moved = False
+        while not moved and time.monotonic() < deadline:
+            g.qmp.cmd("input-send-event", events=ev)
+            time.sleep(0.2)
+            shot = g.qmp.screendump()
+            moved = all(shot.pixel(want_x + dx, want_y + dy) == (255, 255, 255)
+                        for dx in (-6, 0, 6) for dy in (-6, 0, 6))
+        assert moved, "no white square at (%d, %d)" % (want_x, want_y)
+        # And it left the middle, where it started.
+        assert not all(shot.pixel(640 + dx, 400 + dy) == (255, 255, 255) for dx in (-6, 0, 6) for dy in (-6, 0, 6))
+        g.qmp.cmd("send-key", keys=[{"type": "qcode", "data": "q"}])
+        g.wait_for("holding (kernel option hold)")
