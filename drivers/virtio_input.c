@@ -312,9 +312,10 @@ static void input_disarm(void *ctx)
  * at most 128 whatever the device says. */
 static uint32_t ask(struct input *d, uint8_t select, uint8_t subsel)
 {
-	/* select and subsel are the first two bytes; size (read-only) and
-	 * reserved follow in the same 32-bit word, written as 0. */
-	virtio_config_write32(&d->vd, 0, (uint32_t)select | (uint32_t)subsel << 8);
+	/* Two byte-wide writes: a 32-bit one would also write size and
+	 * reserved, and §4.1.3.1 wants each field accessed with its width. */
+	virtio_config_write8(&d->vd, offsetof(struct virtio_input_config, select), select);
+	virtio_config_write8(&d->vd, offsetof(struct virtio_input_config, subsel), subsel);
 	uint8_t size;
 	virtio_config_read(&d->vd, offsetof(struct virtio_input_config, size), &size, 1);
 	return size > 128 ? 128 : size;

@@ -172,13 +172,21 @@ void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t
 	memcpy(buf, (uint8_t *)&dev.cfg + off, len);
 }
 
-void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
+/* select and subsel are 8-bit fields: written one byte at a time (the
+ * device answers when either changes, as QEMU's does). */
+void virtio_config_write8(struct virtio_dev *vd, uint32_t off, uint8_t v)
 {
 	(void)vd;
-	CHECK_EQ(off, 0);
-	dev.cfg.select = (uint8_t)v;
-	dev.cfg.subsel = (uint8_t)(v >> 8);
+	CHECK(off == offsetof(struct virtio_input_config, select) ||
+	      off == offsetof(struct virtio_input_config, subsel));
+	((uint8_t *)&dev.cfg)[off] = v;
 	dev_answer();
+}
+
+void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
+{
+	(void)vd, (void)off, (void)v;
+	CHECK(!"a 32-bit write over virtio-input's byte-wide fields");
 }
 
 void wait_add_source(struct wait_source *s) { source = s; }
