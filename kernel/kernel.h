@@ -58,14 +58,26 @@ struct kernel_options {
 	 * wherever they stand in it (drivers/drivers.c probes them) */
 	struct cmdline_virtio_mmio virtio_mmio[32]; /* microvm has 24 slots */
 	int nvirtio_mmio;
+	bool hold; /* hold: at exit, keep the guest (and its screen) up instead of powering off */
 };
 extern struct kernel_options kopt;
 
 /* ---- console and log (kernel/console.c) -------------------------------- */
 void console_init(void);
 void console_write(const char *s, size_t n);
-/* Reads up to n bytes typed on the serial line; waits for at least one. */
+/* Reads up to n bytes typed on the serial line or a virtio keyboard;
+ * waits for at least one. */
 size_t console_read(char *buf, size_t n);
+/* console=serial|gpu|gpu,serial: true when v is one of those. */
+bool console_option(const char *v);
+/* After drivers_init(): the screen takes its share of the console. */
+void console_start_gpu(void);
+/* kernel/fbcon.c: the console on the screen. */
+bool fbcon_init(void);
+void fbcon_write(const char *s, size_t n);
+void fbcon_early(const char *s, size_t n);
+/* The log kept for the screen (and forgets it): for serial, when there is no screen after all. */
+size_t fbcon_early_take(const char **p);
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Raw output, no prefix. */

@@ -100,6 +100,10 @@ static bool kernel_option(const char *w, bool warn)
 		kopt.stack_size = size;
 	else if (random_option(w))
 		;
+	else if (strncmp(w, "console=", 8) == 0 && console_option(w + 8))
+		;
+	else if (strcmp(w, "hold") == 0)
+		kopt.hold = true;
 	else {
 		if (warn)
 			kprintf("ringlet: unknown kernel option '%s' (ignored)\n", w);
@@ -195,6 +199,7 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 	klog("memory: %lu MiB, heap up to %lu MiB", (unsigned long)(pmem_total_pages() * PAGE_SIZE >> 20),
 	     (unsigned long)(heap_max_bytes() >> 20));
 	drivers_init();
+	console_start_gpu();
 	blk_init();
 	random_init();
 	stack_guard_reseed();
