@@ -52,7 +52,7 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 # ---- sources (explicit lists) ----------------------------------------------
 BOOT_SRCS := boot/entry.S boot/boot.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
-	kernel/blk.c kernel/heap.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
+	kernel/blk.c kernel/heap.c kernel/irq.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
 	kernel/wait.c kernel/chacha20.c kernel/random.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
@@ -166,7 +166,7 @@ $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/
 # test's simulated device), kernel services by tests/unit/kstubs.c.
 DRIVER_TEST_DEPS := tests/unit/kstubs.c tests/unit/kstubs.h tests/unit/fake_io.h tests/unit/check.h \
 	drivers/virtio/virtio.c drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h \
-	drivers/virtio/virtio_dev.h kernel/kernel.h
+	drivers/virtio/virtio_dev.h kernel/kernel.h kernel/irq.h kernel/wait.h
 $(BUILD)/tests/test_virtio_pci: tests/unit/test_virtio_pci.c drivers/virtio/virtio_pci.c drivers/virtio/virtio_pci_caps.c \
 		drivers/virtio/virtio_mmio.c \
 		drivers/virtio/virtio_pci_caps.h kernel/pci.h $(DRIVER_TEST_DEPS)

@@ -15,6 +15,7 @@
 
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
+#include "../kernel/wait.h"
 #include "virtio/virtio_dev.h"
 #include "virtio_blk.h"
 
@@ -94,6 +95,8 @@ struct virtio_blk {
 	uint16_t nslots;
 	unsigned inflight;   /* requests submitted, not yet handed back */
 	unsigned renotified; /* notifications sent by the queue's watchdog */
+	struct wait_source ws;
+	uint16_t seen_used; /* used->idx when the wait loop last looked */
 };
 
 static struct virtio_blk disks[MAX_DISKS];
@@ -109,6 +112,53 @@ static uint32_t cfg32(struct virtio_blk *d, uint32_t off)
 	uint32_t v;
 	virtio_config_read(&d->vd, off, &v, 4);
 	return v;
+}
+
+static void stall_check(struct virtio_blk *d);
+
+/* ---- the disk as a wait source (kernel/wait.h) ---------------------------
+ * The completions themselves are taken by whoever waits for them (the block
+ * layer's cond, through virtio_blk_poll()); the source only tells the loop
+ * that new ones came, looks for a lost notification, and turns the queue's
+ * wake-up on and off. */
+
+static bool src_poll(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	if (d->broken)
+		return false;
+	stall_check(d);
+	uint16_t idx = virtq_used_idx(&d->q);
+	bool news = idx != d->seen_used;
+	d->seen_used = idx;
+	return news;
+}
+
+/* Completions nobody has taken yet (asynchronous ones, while the caller
+ * sleeps) are not a reason to stay awake; new ones are. */
+static bool src_arm(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	return !d->broken && virtq_enable_notify(&d->q) && virtq_used_idx(&d->q) != d->seen_used;
+}
+
+static void src_disarm(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	if (!d->broken)
+		virtq_disable_notify(&d->q);
+}
+
+/* With requests at the device, the watchdog wants a look once per stall
+ * period; without an interrupt, the completions want one sooner. Requests
+ * it has finished and nobody has taken yet (an application that submits,
+ * then sleeps) need no look at all. */
+static uint64_t src_deadline(void *ctx)
+{
+	struct virtio_blk *d = ctx;
+	if (d->broken || virtq_inflight(&d->q) <= virtq_used_pending(&d->q))
+		return WAIT_FOREVER;
+	return time_ns() + (d->vd.irq_vector ? VIRTQ_STALL_NS : 100000);
 }
 
 int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len)
@@ -165,11 +215,19 @@ int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len
 		d->slots[i].next_free = d->free_slots;
 		d->free_slots = &d->slots[i];
 	}
+	virtio_irq_setup(&d->vd, 1);
 	virtio_ready(&d->vd);
 
 	ksnprintf(d->name, sizeof(d->name), "vd%c", 'a' + ndisks);
-	ksnprintf(note, note_len, "%s %lu MiB%s%s", d->name, (unsigned long)(d->sectors >> 11),
-	          has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)");
+	ksnprintf(note, note_len, "%s %lu MiB%s%s, %s", d->name, (unsigned long)(d->sectors >> 11),
+	          has(d, VIRTIO_BLK_F_RO) ? " ro" : "", d->vd.modern ? "" : " (legacy)", d->vd.wake);
+	d->ws = (struct wait_source){.name = d->name,
+	                             .poll = src_poll,
+	                             .arm = d->vd.irq_vector ? src_arm : NULL,
+	                             .disarm = src_disarm,
+	                             .deadline = src_deadline,
+	                             .ctx = d};
+	wait_add_source(&d->ws);
 	ndisks++;
 	return 0;
 }
@@ -203,10 +261,14 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 	info->modern = d->vd.modern;
 	info->max_discard = (uint64_t)d->max_discard_sectors * 512;
 	info->max_zeroes = (uint64_t)d->max_write_zeroes_sectors * 512;
+	/* The first word of the wake-up the boot log names: msix, intx, irq, timer. */
+	size_t w = strcspn(d->vd.wake, " ");
+	ksnprintf(info->wakeup, sizeof(info->wakeup), "%.*s", (int)w, d->vd.wake);
 	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 
 unsigned virtio_blk_inflight(const struct virtio_blk *d) { return d->inflight; }
+uint64_t virtio_blk_wakeups(const struct virtio_blk *d) { return virtio_irq_count(&d->vd); }
 
 uint64_t virtio_blk_oldest_ns(const struct virtio_blk *d)
 {

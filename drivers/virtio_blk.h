@@ -30,6 +30,8 @@ unsigned virtio_blk_inflight(const struct virtio_blk *d);
 /* time_ns() at which the oldest request in flight was submitted (now, when
  * none is): the block layer's deadline counts from there. */
 uint64_t virtio_blk_oldest_ns(const struct virtio_blk *d);
+/* Device interrupts that woke the wait loop so far. */
+uint64_t virtio_blk_wakeups(const struct virtio_blk *d);
 /* Stops a device that stopped answering: reset, and every request in
  * flight completes with -EIO. */
 void virtio_blk_abandon(struct virtio_blk *d, const char *why);

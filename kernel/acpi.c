@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "io.h"
+#include "irq.h"
 #include "kernel.h"
 
 struct acpi_header {
@@ -50,10 +51,15 @@ static uint64_t sleep_ctl_addr; /* 0 if none */
 static uint16_t slp_typ_s5;     /* SLP_TYPa for S5 */
 static bool s5_found;
 static uint64_t mcfg_base; /* ECAM base for segment 0 */
-/* virtio-mmio register blocks the DSDT lists (microvm). */
+/* virtio-mmio register blocks the DSDT lists (microvm), with their interrupts. */
 #define MAX_VIRTIO_MMIO 32
 static uint64_t virtio_mmio_base[MAX_VIRTIO_MMIO];
+static struct acpi_irq virtio_mmio_irq[MAX_VIRTIO_MMIO]; /* gsi UINT32_MAX: none found */
 static int nvirtio_mmio;
+/* IOAPICs the MADT lists. */
+#define MAX_IOAPICS 8
+static struct acpi_ioapic ioapics[MAX_IOAPICS];
+static int nioapics;
 static uint8_t mcfg_bus_end;
 /* The FADT's fixed I/O port blocks, [start, length], for kernel/pci.c: no
  * I/O BAR may land on them. */
@@ -115,8 +121,10 @@ static void parse_s5(const struct acpi_header *dsdt)
  * virtio-mmio devices in the DSDT (QEMU's microvm): a Device whose _HID is the
  * string "LNRO0005", followed by a _CRS resource template holding a
  * Memory32Fixed descriptor (tag 0x86, length 9: flags, base, size) for its
- * registers. Without an AML interpreter, look for the string and take the
- * first such descriptor within the next few dozen bytes.
+ * registers and an Extended Interrupt descriptor (§6.4.3.6: tag 0x89, a
+ * 16-bit length, flags, a count, then 32-bit GSIs) for its interrupt.
+ * Without an AML interpreter, look for the string and take the first such
+ * descriptors within the next few dozen bytes.
  */
 static void parse_virtio_mmio(const struct acpi_header *dsdt)
 {
@@ -124,11 +132,24 @@ static void parse_virtio_mmio(const struct acpi_header *dsdt)
 	for (p += sizeof(*dsdt); p + 9 < end && nvirtio_mmio < MAX_VIRTIO_MMIO; p++) {
 		if (p[0] != 'L' || memcmp(p, "LNRO0005", 9) != 0) /* with its NUL */
 			continue;
-		for (const uint8_t *q = p + 9; q + 12 <= end && q < p + 96; q++)
-			if (q[0] == 0x86 && q[1] == 0x09 && q[2] == 0x00) {
-				virtio_mmio_base[nvirtio_mmio++] = *(const uint32_t *)(q + 4);
+		for (const uint8_t *q = p + 9; q + 12 <= end && q < p + 96; q++) {
+			if (q[0] != 0x86 || q[1] != 0x09 || q[2] != 0x00)
+				continue;
+			struct acpi_irq irq = {.gsi = UINT32_MAX};
+			for (const uint8_t *r = q + 12; r + 9 <= end && r < q + 48; r++) {
+				uint16_t len = (uint16_t)(r[1] | r[2] << 8);
+				if (r[0] != 0x89 || len < 6 || r[4] < 1)
+					continue;
+				/* Flags bit 1: edge (else level); bit 2: active low. */
+				irq = (struct acpi_irq){.gsi = *(const uint32_t *)(r + 5),
+				                        .level = !(r[3] & 2),
+				                        .active_low = (r[3] & 4) != 0};
 				break;
 			}
+			virtio_mmio_irq[nvirtio_mmio] = irq;
+			virtio_mmio_base[nvirtio_mmio++] = *(const uint32_t *)(q + 4);
+			break;
+		}
 	}
 }
 
@@ -137,6 +158,43 @@ int acpi_virtio_mmio(uint64_t *bases, int max)
 	int n = nvirtio_mmio < max ? nvirtio_mmio : max;
 	for (int i = 0; i < n; i++)
 		bases[i] = virtio_mmio_base[i];
+	return n;
+}
+
+int acpi_virtio_mmio_irq(uint64_t base, struct acpi_irq *irq)
+{
+	for (int i = 0; i < nvirtio_mmio; i++) {
+		if (virtio_mmio_base[i] != base || virtio_mmio_irq[i].gsi == UINT32_MAX)
+			continue;
+		*irq = virtio_mmio_irq[i];
+		return 0;
+	}
+	return -1;
+}
+
+/* MADT (§5.2.12): after the 44-byte header (APIC address, flags), entries
+ * of (type, length, ...); type 1 is an IOAPIC: id, reserved, its 32-bit
+ * address and the first global system interrupt it serves. */
+static void parse_madt(const struct acpi_header *madt)
+{
+	const uint8_t *e = (const uint8_t *)madt + 44, *end = (const uint8_t *)madt + madt->length;
+	for (; e + 2 <= end && e[1] >= 2 && e + e[1] <= end; e += e[1])
+		if (e[0] == 1 && e[1] >= 12 && nioapics < MAX_IOAPICS)
+			ioapics[nioapics++] = (struct acpi_ioapic){.addr = *(const uint32_t *)(e + 4),
+			                                           .gsi_base = *(const uint32_t *)(e + 8)};
+}
+
+int acpi_ioapics(struct acpi_ioapic *out, int max)
+{
+	if (nioapics == 0) {
+		/* No MADT: the one IOAPIC every PC has, where it always is. */
+		if (max > 0)
+			out[0] = (struct acpi_ioapic){.addr = 0xfec00000, .gsi_base = 0};
+		return max > 0;
+	}
+	int n = nioapics < max ? nioapics : max;
+	for (int i = 0; i < n; i++)
+		out[i] = ioapics[i];
 	return n;
 }
 
@@ -213,6 +271,8 @@ void acpi_init(uint64_t rsdp_addr)
 			parse_fadt(t);
 		else if (memcmp(t->signature, "MCFG", 4) == 0)
 			parse_mcfg(t);
+		else if (memcmp(t->signature, "APIC", 4) == 0)
+			parse_madt(t);
 	}
 	kdebug("acpi: PM1a_CNT 0x%x, sleep control 0x%lx, S5 %s (SLP_TYP %u), MCFG 0x%lx", pm1a_cnt, sleep_ctl_addr,
 	       s5_found ? "found" : "missing", slp_typ_s5, mcfg_base);

@@ -2,11 +2,12 @@
  * kernel/blk.c: the block layer between applications and the disk driver.
  *
  * It checks every request before a device sees it (range, alignment,
- * read-only), waits for completions by polling (spinning briefly, then
- * halting between timer ticks), gives up on a device that stops answering,
- * and makes each disk a file: /dev/vda, /dev/vdb, ... where read/write/pread/
- * pwrite take any offset and length (partial blocks are read, changed and
- * written back through a bounce buffer).
+ * read-only), waits for completions in the kernel's one wait loop
+ * (kernel/wait.c: polling, then halting until the disk's interrupt), gives
+ * up on a device that stops answering, and makes each disk a file:
+ * /dev/vda, /dev/vdb, ... where read/write/pread/pwrite take any offset and
+ * length (partial blocks are read, changed and written back through a
+ * bounce buffer).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include "fd.h"
 #include "io.h"
 #include "kernel.h"
+#include "wait.h"
 
 /* A request the device has not completed in this long is not coming back. */
 #define BLK_TIMEOUT_NS (30ull * 1000000000ull)
@@ -51,6 +53,7 @@ int blk_info(int i, struct blk_info *info)
 	if (!d)
 		return -ENODEV;
 	*info = d->info;
+	info->wakeups = virtio_blk_wakeups(d->dev);
 	return 0;
 }
 
@@ -119,35 +122,46 @@ int blk_poll(int i, struct blk_request **done, int max)
 	return d ? reap(d, done, max) : -ENODEV;
 }
 
+/* What wait_loop() waits for: completions, reaped in the wait loop's cond. */
+struct reaping {
+	struct disk *d;
+	struct blk_request **done;
+	int max;
+	bool held_too;
+	int n;
+};
+
+static bool reaped(void *arg)
+{
+	struct reaping *w = arg;
+	struct disk *d = w->d;
+	w->n = w->held_too ? reap(d, w->done, w->max) : virtio_blk_poll(d->dev, w->done, w->max);
+	if (w->n != 0 || virtio_blk_inflight(d->dev) == 0)
+		return true;
+	uint64_t now = time_ns();
+	/* The oldest request's age, at most once a millisecond: finding it
+	 * means looking at every slot, and this runs in every pass. */
+	if (now - d->deadline_checked_ns > 1000000) {
+		d->deadline_checked_ns = now;
+		if (now - virtio_blk_oldest_ns(d->dev) > BLK_TIMEOUT_NS)
+			virtio_blk_abandon(d->dev, "a request got no answer for 30 s");
+		/* the next pass's poll fails what was in flight */
+	}
+	return false;
+}
+
 /*
  * Waits until something completes; returns how many (0 when nothing is in
  * flight) or a negative errno. held_too: also the completions held for
- * their owner (not for run(), which must reach the device itself).
+ * their owner (not for run(), which must reach the device itself). The
+ * waiting is the kernel's one wait loop (kernel/wait.c): it polls every
+ * device, and halts until the disk's interrupt when nothing comes soon.
  */
 static int wait_loop(struct disk *d, struct blk_request **done, int max, bool held_too)
 {
-	uint64_t spin_until = time_ns() + 200000;
-	for (;;) {
-		int n = held_too ? reap(d, done, max) : virtio_blk_poll(d->dev, done, max);
-		if (n != 0 || virtio_blk_inflight(d->dev) == 0)
-			return n;
-		uint64_t now = time_ns();
-		/* The oldest request's age, at most once a millisecond: finding
-		 * it means looking at every slot, and this loop is hot. */
-		if (now - d->deadline_checked_ns > 1000000) {
-			d->deadline_checked_ns = now;
-			if (now - virtio_blk_oldest_ns(d->dev) > BLK_TIMEOUT_NS) {
-				virtio_blk_abandon(d->dev, "a request got no answer for 30 s");
-				continue; /* the next poll fails what was in flight */
-			}
-		}
-		/* Completions usually come within microseconds: poll flat out
-		 * first (no PAUSE: under emulation each one leaves the
-		 * translated code and costs more than the poll), then stop
-		 * burning the host's CPU. */
-		if (now >= spin_until)
-			time_idle(now + 100000);
-	}
+	struct reaping w = {.d = d, .done = done, .max = max, .held_too = held_too};
+	wait_until(reaped, &w, WAIT_FOREVER);
+	return w.n;
 }
 
 int blk_wait(int i, struct blk_request **done, int max)

@@ -13,6 +13,7 @@
 
 #include "io.h"
 #include "kernel.h"
+#include "wait.h"
 
 #define COM1           0x3f8
 #define UART_DATA      0 /* receive / transmit holding register */
@@ -75,6 +76,16 @@ void console_write(const char *s, size_t n)
 	}
 }
 
+static bool uart_ready(void *arg)
+{
+	(void)arg;
+	return inb(COM1 + UART_LSR) & LSR_DATA_READY;
+}
+
+/* The UART has no wake-up interrupt here: the wait loop looks at it every
+ * 10 ms (and after every device wake-up) while a read waits. */
+#define CONSOLE_TICK_NS 10000000ull
+
 size_t console_read(char *buf, size_t n)
 {
 	size_t got = 0;
@@ -89,7 +100,7 @@ size_t console_read(char *buf, size_t n)
 		} else if (got > 0) {
 			break; /* return what has arrived */
 		} else {
-			time_idle(time_ns() + 1000000);
+			wait_until(uart_ready, NULL, time_ns() + CONSOLE_TICK_NS);
 		}
 	}
 	return got;

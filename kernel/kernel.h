@@ -112,9 +112,10 @@ extern uint64_t boot_tsc; /* TSC at entry (boot/entry.S) */
 void time_init(void);
 uint64_t time_ns(void);          /* nanoseconds since entry */
 uint64_t time_realtime_ns(void); /* nanoseconds since 1970, from the RTC at boot */
-void time_sleep_ns(uint64_t ns); /* halts the CPU between timer ticks */
-/* Waits briefly for the next event: spins a little, then halts until the
- * next timer tick or deadline_ns (time_ns() clock), whichever is first. */
+void time_sleep_ns(uint64_t ns); /* waits in the wait loop (kernel/wait.h) */
+/* The wait loop's halt: `sti; hlt` until a device interrupt or deadline_ns
+ * (time_ns() clock; at most a second ahead); a deadline under 20 us away is
+ * spun out instead. Only kernel/wait.c should call this. */
 void time_idle(uint64_t deadline_ns);
 void time_lapic_init(void);
 

@@ -23,6 +23,7 @@
 
 #include "fd.h"
 #include "kernel.h"
+#include "wait.h"
 
 #define MAX_FDS     32
 #define MAX_DEVICES 16
@@ -380,7 +381,8 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
 		errno = EINVAL;
 		return -1;
 	}
-	time_sleep_ns((uint64_t)req->tv_sec * 1000000000ull + (uint64_t)req->tv_nsec);
+	/* In the wait loop, so devices and timers go on while the app sleeps. */
+	wait_until(NULL, NULL, time_ns() + (uint64_t)req->tv_sec * 1000000000ull + (uint64_t)req->tv_nsec);
 	if (rem)
 		*rem = (struct timespec){0, 0};
 	return 0;
@@ -388,13 +390,13 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
 
 int usleep(useconds_t us)
 {
-	time_sleep_ns((uint64_t)us * 1000);
+	wait_until(NULL, NULL, time_ns() + (uint64_t)us * 1000);
 	return 0;
 }
 
 unsigned sleep(unsigned s)
 {
-	time_sleep_ns((uint64_t)s * 1000000000ull);
+	wait_until(NULL, NULL, time_ns() + (uint64_t)s * 1000000000ull);
 	return 0;
 }
 

@@ -8,7 +8,8 @@
  * TSC rate (CPUID 0x15/0x16, or the hypervisor leaf 0x40000010).
  *
  * Waiting must not burn a host CPU: time_idle() programs the local APIC
- * timer for the next deadline and halts until it fires.
+ * timer for the next deadline and halts until it fires or a device's
+ * wake-up interrupt comes (kernel/wait.c decides when to call it).
  *
  * Implements: Intel 8254 PIT datasheet (modes 0 and 2, read-back by latch),
  *             Intel SDM vol. 3A §10.5.4 (APIC timer), §17.17 (TSC).
@@ -16,7 +17,9 @@
 #include <stdint.h>
 
 #include "io.h"
+#include "irq.h"
 #include "kernel.h"
+#include "wait.h"
 
 #define PIT_HZ  1193182ull
 #define PIT_CH0 0x40
@@ -54,6 +57,8 @@ void lapic_eoi(void)
 	if (lapic)
 		lapic_write(LAPIC_EOI, 0);
 }
+
+uint32_t lapic_id(void) { return lapic ? lapic_read(LAPIC_ID) >> 24 : 0; }
 
 /*
  * Starts the APIC timer counting down from the top, so time_init() can
@@ -222,8 +227,9 @@ uint64_t time_realtime_ns(void)
 }
 
 /*
- * The IOAPIC routes device interrupt lines to vectors. Ringlet polls, so every
- * line is masked: firmware may have left some routed (OVMF's timer, say).
+ * The IOAPIC routes device interrupt lines to vectors. Every line starts
+ * masked: firmware may have left some routed (OVMF's timer, say). Drivers
+ * unmask the ones their wake-ups use (kernel/irq.c).
  * Implements: Intel 82093AA IOAPIC datasheet, §3.2 (IOREGSEL/IOWIN, IOREDTBL).
  */
 #define IOAPIC_BASE 0xfec00000ull
@@ -273,17 +279,12 @@ void time_idle(uint64_t deadline_ns)
 			cpu_relax();
 		return;
 	}
-	if (wait > 10000000)
-		wait = 10000000; /* a tick at least every 10 ms */
+	if (wait > 1000000000)
+		wait = 1000000000; /* the caller (the wait loop) looks again at least once a second */
 	uint64_t count = wait * lapic_hz / 1000000000ull;
 	lapic_write(LAPIC_TIMER_INIT, count > 0xffffffff ? 0xffffffff : (count ? (uint32_t)count : 1));
 	irq_enable_and_halt();
 	lapic_write(LAPIC_TIMER_INIT, 0);
 }
 
-void time_sleep_ns(uint64_t ns)
-{
-	uint64_t deadline = time_ns() + ns;
-	while (time_ns() < deadline)
-		time_idle(deadline);
-}
+void time_sleep_ns(uint64_t ns) { wait_until(NULL, NULL, time_ns() + ns); }

@@ -1,15 +1,17 @@
 /*
  * kernel/trap.c: what happens on an interrupt or a CPU exception.
  *
- * Interrupts are only ever enabled while the CPU is halted waiting for the
- * next timer tick (kernel/time.c), so the only interrupt handled here is that
- * tick. Every CPU exception is fatal: it prints a report a student can read
+ * Interrupts are only ever enabled while the CPU is halted in the wait loop
+ * (kernel/wait.c, time_idle()), so the interrupts handled here are wake-ups:
+ * the APIC timer's and the devices' (kernel/irq.c), and all they do is
+ * acknowledge. Every CPU exception is fatal: it prints a report a student can read
  * (which exception, the registers, the faulting address, a backtrace with
  * function names) and ends the guest with EXIT_PANIC.
  */
 #include <stdint.h>
 
 #include "io.h"
+#include "irq.h"
 #include "kernel.h"
 
 struct trap_frame {
@@ -157,6 +159,8 @@ void trap_dispatch(struct trap_frame *f)
 		lapic_eoi();
 		return;
 	}
+	if (irq_dispatch((unsigned)f->vector))
+		return;
 	if (f->vector == SPURIOUS_VECTOR)
 		return; /* no EOI for spurious interrupts */
 	if (f->vector >= 0x20 && f->vector < 0x30)

@@ -28,12 +28,15 @@
 struct wait_source {
 	const char *name; /* for the debug log: "vda", "eth0", "lwip timers" */
 	/* Finds and does work that is ready (completions, received frames,
-	 * expired timers). Returns true when it did any. */
+	 * expired timers), or finds work its waiters will do themselves in
+	 * their cond (a disk's new completions). Returns true when there was
+	 * any: the loop then stays awake. Keep it cheap: it runs in every pass. */
 	bool (*poll)(void *ctx);
 	/* Just before the loop halts: turn the source's wake-up notifications
 	 * on (virtq_enable_notify()) and return true when work arrived
 	 * meanwhile, so the loop polls again instead of halting. NULL: the
-	 * source has no interrupt; only the timer wakes the loop for it. */
+	 * source has no interrupt; the loop then halts at most 10 ms at a time
+	 * (or less, through deadline()). */
 	bool (*arm)(void *ctx);
 	/* After a halt, and whenever the loop is busy: notifications off. */
 	void (*disarm)(void *ctx);

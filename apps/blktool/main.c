@@ -95,11 +95,11 @@ static int cmd_info(void)
 		struct blk_info in;
 		blk_info(i, &in);
 		printf("info %s size=%llu block=%u ro=%s features=0x%llx transport=%s bus=%s flush=%s discard=%s "
-		       "write_zeroes=%s queue=%u\n",
+		       "write_zeroes=%s queue=%u wakeup=%s wakeups=%llu\n",
 		       in.name, (unsigned long long)in.size, in.block_size, in.read_only ? "yes" : "no",
 		       (unsigned long long)in.features, in.modern ? "modern" : "legacy", in.bus,
 		       in.flush ? "yes" : "no", in.discard ? "yes" : "no", in.write_zeroes ? "yes" : "no",
-		       in.queue_size);
+		       in.queue_size, in.wakeup, (unsigned long long)in.wakeups);
 	}
 	if (blk_count() == 0)
 		printf("info no disks\n");

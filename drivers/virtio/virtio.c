@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "virtio_dev.h"
 
@@ -134,3 +135,15 @@ void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t
 void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v) { vd->t->config_write32(vd, off, v); }
 
 uint8_t virtio_isr(struct virtio_dev *vd) { return vd->t->isr(vd); }
+
+void virtio_irq_setup(struct virtio_dev *vd, uint16_t nqueues)
+{
+	vd->irq_vector = 0;
+	if (!vd->t->setup_irq || vd->t->setup_irq(vd, nqueues) != 0) {
+		vd->irq_vector = 0;
+		ksnprintf(vd->wake, sizeof(vd->wake), "timer only");
+	}
+	kdebug("%s %s: wake-up %s, vector 0x%x", vd->name, vd->where, vd->wake, vd->irq_vector);
+}
+
+uint64_t virtio_irq_count(const struct virtio_dev *vd) { return vd->irq_vector ? irq_count(vd->irq_vector) : 0; }

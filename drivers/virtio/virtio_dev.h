@@ -53,6 +53,11 @@ struct virtio_transport {
 	int (*config_generation)(struct virtio_dev *vd); /* -1: the transport has none */
 	void (*config_write32)(struct virtio_dev *vd, uint32_t off, uint32_t v);
 	uint8_t (*isr)(struct virtio_dev *vd);
+	/* Gives the device a wake-up interrupt for its queues 0..nqueues-1
+	 * (set up already) and none for config changes: sets irq_vector and
+	 * wake. Returns 0, or a negative errno when there is none to be had
+	 * (then the device stays as it was). NULL: the transport has none. */
+	int (*setup_irq)(struct virtio_dev *vd, uint16_t nqueues);
 };
 
 struct virtio_dev {
@@ -81,6 +86,14 @@ struct virtio_dev {
 
 	/* virtio-mmio: the register block (§4.2.2). */
 	volatile uint8_t *mmio;
+	uint64_t mmio_phys;
+
+	/* The wait loop's wake-up (virtio_irq_setup()): a vector (kernel/irq.c)
+	 * or 0 when only the timer wakes the loop for this device. */
+	int irq_vector;
+	char wake[16];     /* for the boot log: "msix", "intx irq 11", "irq 5", "timer only" */
+	uint8_t msix_cap;  /* PCI: the MSI-X capability, when it is enabled */
+	bool msix_enabled; /* PCI: legacy device config starts at 0x18 (§4.1.4.8) */
 };
 
 /* The device type of a virtio PCI function, or 0 when it is not one. */
@@ -117,5 +130,11 @@ void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t
 void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v);
 /* Reads (and so clears) the interrupt status: bit 1 is a config change. */
 uint8_t virtio_isr(struct virtio_dev *vd);
+/* After the queues are set up, before virtio_ready(): a wake-up interrupt
+ * for queues 0..nqueues-1 if the transport can give one (vd->irq_vector,
+ * vd->wake say which); otherwise "timer only". vd must stay where it is. */
+void virtio_irq_setup(struct virtio_dev *vd, uint16_t nqueues);
+/* Device interrupts (wake-ups) taken so far. */
+uint64_t virtio_irq_count(const struct virtio_dev *vd);
 
 #endif

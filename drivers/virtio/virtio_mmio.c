@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "virtio_dev.h"
 
@@ -139,12 +140,41 @@ static uint8_t isr(struct virtio_dev *vd)
 	return (uint8_t)s;
 }
 
+/* The wake-up interrupt's handler: "the driver MUST write a value with bits
+ * set [...] to InterruptACK" for the events it handled (§4.2.3.4): that
+ * also lowers a level-triggered line before the EOI. The work itself is
+ * left to the wait loop's polling. */
+static void irq_ack(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	uint32_t s = rd(vd, MMIO_INTERRUPT_STATUS);
+	if (s)
+		wr(vd, MMIO_INTERRUPT_ACK, s);
+}
+
+/* The device's interrupt line as its _CRS in the DSDT names it, through the
+ * IOAPIC; one line covers every queue, so nqueues does not matter. */
+static int setup_irq(struct virtio_dev *vd, uint16_t nqueues)
+{
+	struct acpi_irq irq;
+	(void)nqueues;
+	if (acpi_virtio_mmio_irq(vd->mmio_phys, &irq) != 0)
+		return -ENODEV;
+	int vector = irq_attach_gsi(irq.gsi, irq.level, irq.active_low, vd->name, irq_ack, vd);
+	if (vector < 0)
+		return -ENODEV;
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "irq %u", irq.gsi);
+	return 0;
+}
+
 #define MMIO_TRANSPORT(tname, is_modern)                                                                               \
 	{                                                                                                              \
 		.name = tname, .modern = is_modern, .get_status = get_status, .set_status = set_status,                \
 		.get_features = get_features, .set_features = set_features, .queue_max = queue_max,                    \
 		.queue_notify = queue_notify, .queue_enable = queue_enable, .config_copy = config_copy,                \
 		.config_generation = config_generation, .config_write32 = config_write32, .isr = isr,                  \
+		.setup_irq = setup_irq,                                                                                \
 	}
 static const struct virtio_transport mmio_modern = MMIO_TRANSPORT("mmio", true);
 static const struct virtio_transport mmio_legacy = MMIO_TRANSPORT("mmio-legacy", false);
@@ -153,6 +183,7 @@ int virtio_mmio_probe(struct virtio_dev *vd, uint64_t base)
 {
 	memset(vd, 0, sizeof(*vd));
 	vd->mmio = (volatile uint8_t *)mmio_map(base, MMIO_SIZE);
+	vd->mmio_phys = base;
 	ksnprintf(vd->where, sizeof(vd->where), "mmio 0x%lx", (unsigned long)base);
 	if (!vd->mmio)
 		return -ENODEV; /* RAM or the kernel's own range: mmio_map said why */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../kernel/io.h"
+#include "../../kernel/irq.h"
 #include "../../kernel/kernel.h"
 #include "../../kernel/pci.h"
 #include "virtio_dev.h"
@@ -158,6 +159,125 @@ static void modern_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t 
 
 static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg); }
 
+/* ---- MSI-X: the wait loop's wake-up (§4.1.5.1.2) ------------------------- */
+
+#define PCI_INTERRUPT_LINE   0x3c
+#define PCI_INTERRUPT_PIN    0x3d
+#define PCI_CAP_ID_MSIX      0x11
+#define MSIX_CTRL_TABLE_SIZE 0x07ff /* entries - 1 */
+#define MSIX_CTRL_MASKALL    (1u << 14)
+#define MSIX_CTRL_ENABLE     (1u << 15)
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+
+/*
+ * Table entry 0 sends `vector` to this CPU; MSI-X on. PCI Local Bus 3.0
+ * §6.8.2: the capability's message control says the table size, its table
+ * offset/BIR word where the table is; the mapping is bounds-checked against
+ * the BAR. Returns 0 or -ENODEV.
+ */
+static int msix_enable(struct virtio_dev *vd, int vector)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t cap = pci_find_cap(pci, PCI_CAP_ID_MSIX, 0);
+	if (!cap)
+		return -ENODEV;
+	uint16_t ctrl = pci_read16(pci, cap + 2);
+	uint32_t entries = (ctrl & MSIX_CTRL_TABLE_SIZE) + 1u, where = pci_read32(pci, cap + 4);
+	int bir = (int)(where & 7);
+	if (bir > 5)
+		return -ENODEV;
+	volatile uint32_t *t = (volatile uint32_t *)pci_map_bar(pci, bir, where & ~7u, (uint64_t)entries * 16);
+	if (!t)
+		return -ENODEV;
+	/* Function masked while the entry is written, then enabled. */
+	pci_write16(pci, cap + 2, (uint16_t)(ctrl | MSIX_CTRL_MASKALL));
+	uint64_t addr = irq_msi_address();
+	mmio_write32(&t[0], (uint32_t)addr);
+	mmio_write32(&t[1], (uint32_t)(addr >> 32));
+	mmio_write32(&t[2], irq_msi_data(vector));
+	mmio_write32(&t[3], 0); /* vector control: unmasked */
+	pci_write16(pci, cap + 2, (uint16_t)((ctrl & ~MSIX_CTRL_MASKALL) | MSIX_CTRL_ENABLE));
+	vd->msix_cap = cap;
+	vd->msix_enabled = true;
+	return 0;
+}
+
+static void msix_disable(struct virtio_dev *vd)
+{
+	uint16_t ctrl = pci_read16(vd->pci, vd->msix_cap + 2);
+	pci_write16(vd->pci, vd->msix_cap + 2, (uint16_t)(ctrl & ~MSIX_CTRL_ENABLE));
+	vd->msix_enabled = false;
+}
+
+/* The INTx handler: reading the ISR status resets it and makes the device
+ * de-assert its line (§4.1.4.5), which must happen before the EOI. */
+static void intx_ack(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	(void)vd->t->isr(vd);
+}
+
+/*
+ * A device without MSI-X: its INTx line, as the firmware routed it
+ * (interrupt line register 0x3c, an ISA IRQ number, which QEMU's pc and q35
+ * also feed to the same IOAPIC input). Level-triggered and active high, as
+ * QEMU's ACPI tables describe PCI links; shared with other devices.
+ */
+static int intx_setup(struct virtio_dev *vd)
+{
+	struct pci_dev *pci = vd->pci;
+	uint8_t pin = pci_read8(pci, PCI_INTERRUPT_PIN), irq = pci_read8(pci, PCI_INTERRUPT_LINE);
+	if (pin == 0 || irq == 0 || irq >= 16)
+		return -ENODEV; /* no pin, or the firmware did not route it */
+	int vector = irq_attach_gsi(irq, true, false, vd->name, intx_ack, vd);
+	if (vector < 0)
+		return -ENODEV;
+	pci_write16(pci, PCI_COMMAND, pci_read16(pci, PCI_COMMAND) & ~PCI_COMMAND_INTX_DISABLE);
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "intx irq %u", irq);
+	return 0;
+}
+
+/* Every queue gets table entry 0, config changes none. "The device MUST
+ * return vector mapped to a given event, (NO_VECTOR if unmapped) on read"
+ * (§4.1.5.1.2.1): one that could not take it answers NO_VECTOR, and then
+ * the device goes without MSI-X. Without MSI-X, INTx. */
+static int pci_setup_irq(struct virtio_dev *vd, uint16_t nqueues)
+{
+	int vector = irq_alloc(vd->name, NULL, NULL);
+	if (vector < 0)
+		return -ENODEV;
+	if (msix_enable(vd, vector) != 0) {
+		irq_free(vector);
+		return intx_setup(vd);
+	}
+	bool ok = true;
+	if (vd->t->modern) {
+		mmio_write16(&vd->common->config_msix_vector, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			mmio_write16(&vd->common->queue_select, i);
+			mmio_write16(&vd->common->queue_msix_vector, 0);
+			ok = mmio_read16(&vd->common->queue_msix_vector) == 0;
+		}
+	} else {
+		outw(vd->io + VIRTIO_PCI_LEGACY_CONFIG_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
+		for (uint16_t i = 0; i < nqueues && ok; i++) {
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_SELECT, i);
+			outw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR, 0);
+			ok = inw(vd->io + VIRTIO_PCI_LEGACY_QUEUE_MSIX_VECTOR) == 0;
+		}
+	}
+	if (!ok) {
+		klog("%s %s: the device refused an MSI-X vector; trying INTx", vd->name, vd->where);
+		msix_disable(vd);
+		irq_free(vector);
+		return intx_setup(vd);
+	}
+	vd->irq_vector = vector;
+	ksnprintf(vd->wake, sizeof(vd->wake), "msix");
+	return 0;
+}
+
 static const struct virtio_transport pci_modern = {
     .name = "pci",
     .modern = true,
@@ -172,6 +292,7 @@ static const struct virtio_transport pci_modern = {
     .config_generation = modern_config_generation,
     .config_write32 = modern_config_write32,
     .isr = modern_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- legacy: registers in an I/O BAR ------------------------------------ */
@@ -218,11 +339,18 @@ static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
 	     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
 }
 
+/* §4.1.4.8: with MSI-X enabled, two vector registers come first and the
+ * device-specific configuration moves from 0x14 to 0x18. */
+static uint32_t legacy_config_base(const struct virtio_dev *vd)
+{
+	return vd->msix_enabled ? VIRTIO_PCI_LEGACY_CONFIG_MSIX : vd->legacy_cfg;
+}
+
 /* Whether [off, off + len) of the device configuration lies inside BAR0,
  * after the header: 64-bit, so that no sum wraps. */
 static bool legacy_config_fits(const struct virtio_dev *vd, uint32_t off, uint32_t len)
 {
-	return (uint64_t)vd->legacy_cfg + off + len <= vd->io_size;
+	return (uint64_t)legacy_config_base(vd) + off + len <= vd->io_size;
 }
 
 static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
@@ -230,7 +358,7 @@ static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out
 	if (!legacy_config_fits(vd, off, len))
 		return false;
 	for (uint32_t i = 0, w; i < len; i += w) {
-		uint16_t port = (uint16_t)(vd->io + vd->legacy_cfg + off + i);
+		uint16_t port = (uint16_t)(vd->io + legacy_config_base(vd) + off + i);
 		uint32_t v;
 		w = field_width(off + i, len - i);
 		v = w == 4 ? inl(port) : w == 2 ? inw(port) : inb(port);
@@ -248,7 +376,7 @@ static int legacy_config_generation(struct virtio_dev *vd)
 static void legacy_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
 	if (legacy_config_fits(vd, off, 4))
-		outl((uint16_t)(vd->io + vd->legacy_cfg + off), v);
+		outl((uint16_t)(vd->io + legacy_config_base(vd) + off), v);
 }
 
 static uint8_t legacy_isr(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_ISR); }
@@ -267,6 +395,7 @@ static const struct virtio_transport pci_legacy = {
     .config_generation = legacy_config_generation,
     .config_write32 = legacy_config_write32,
     .isr = legacy_isr,
+    .setup_irq = pci_setup_irq,
 };
 
 /* ---- finding the device ------------------------------------------------- */

@@ -49,17 +49,18 @@ static volatile uint16_t *used_event(struct virtq *q) { return &q->avail->ring[q
 static volatile uint16_t *avail_event(struct virtq *q) { return (volatile uint16_t *)&q->used->ring[q->size]; }
 
 /*
- * With VIRTIO_F_EVENT_IDX we want no used buffer notifications at all (we poll), but the
- * driver MUST set avail->flags to 0 (§2.7.7.1), so the only tool is used_event: the device
- * notifies when it writes the used entry numbered used_event. We point it at the entry just
- * behind the last one we consumed. The device can never be more than `size` entries ahead of
- * us, so it would have to go 65535 entries round the 16-bit index to reach it: it never does.
- * Moving it after each completion keeps it that far ahead. It is only a hint, so no barrier.
+ * Used buffer notifications are off unless the wait loop is about to halt (virtq_enable_notify()).
+ * With VIRTIO_F_EVENT_IDX the driver MUST set avail->flags to 0 (§2.7.7.1), so the only tool is
+ * used_event: the device notifies when it writes the used entry numbered used_event. Off, we
+ * point it at the entry just behind the last one we consumed: the device can never be more than
+ * `size` entries ahead of us, so it would have to go 65535 entries round the 16-bit index to
+ * reach it, and never does. On, we point it at the next entry: the first completion notifies.
+ * Moving it after each completion keeps it where it should be. It is only a hint, so no barrier.
  */
 static void push_used_event(struct virtq *q)
 {
 	if (q->event_idx)
-		*used_event(q) = (uint16_t)(q->last_used - 1);
+		*used_event(q) = q->notify_on ? q->last_used : (uint16_t)(q->last_used - 1);
 }
 
 int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, bool event_idx,
@@ -98,13 +99,45 @@ int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, b
 	q->free_head = 0;
 	q->num_free = size;
 
-	/* We poll, so ask for no used buffer notifications (§2.7.7.1): without EVENT_IDX "the
+	/* We poll, so start with no used buffer notifications (§2.7.7.1): without EVENT_IDX "the
 	 * driver MUST set flags to 0 or 1" and 1 means "not needed"; with it, see above. */
-	if (event_idx)
+	virtq_disable_notify(q);
+	return 0;
+}
+
+bool virtq_enable_notify(struct virtq *q)
+{
+	if (q->broken)
+		return false;
+	q->notify_on = true;
+	if (q->event_idx)
+		push_used_event(q);
+	else
+		q->avail->flags = 0; /* §2.7.7: 0 asks for a notification on every used buffer */
+	/* The device reads our suppression field after it moves used->idx, and we read used->idx
+	 * after writing the field: both sides store then load, so without a full fence each could
+	 * miss the other's store, and the completion that came in between would notify nobody. */
+	virtio_mb();
+	return q->used->idx != q->last_used; /* read once; only compared, never used as an index */
+}
+
+uint16_t virtq_used_idx(const struct virtq *q) { return q->broken ? 0 : q->used->idx; }
+
+unsigned virtq_used_pending(const struct virtq *q)
+{
+	if (q->broken)
+		return 0;
+	uint16_t moved = (uint16_t)(q->used->idx - q->last_used); /* read once */
+	return moved < q->inflight ? moved : q->inflight;         /* a lying device gets no more */
+}
+
+void virtq_disable_notify(struct virtq *q)
+{
+	q->notify_on = false;
+	if (q->event_idx)
 		push_used_event(q);
 	else
 		q->avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
-	return 0;
 }
 
 /* The checks every chain passes, direct or indirect; sets *in_len to the bytes the device may

@@ -106,6 +106,7 @@ struct virtq {
 	uint16_t num_free;             /* number of free descriptors */
 	uint16_t inflight;             /* chains added and not yet returned by virtq_get_used() */
 	const char *broken;            /* why the device was judged broken; NULL while it behaves */
+	bool notify_on;                /* used buffer notifications asked for (virtq_enable_notify()) */
 	uint16_t wd_used, wd_avail;    /* virtq_watchdog(): last_used and avail_idx when it last saw progress */
 	uint64_t wd_ns;                /* ... and the time it saw it */
 	uint16_t next[VIRTQ_MAX_SIZE]; /* free list and chain links */
@@ -184,6 +185,25 @@ void virtq_notify(struct virtq *q);
  */
 #define VIRTQ_STALL_NS 1000000
 bool virtq_watchdog(struct virtq *q, uint64_t now_ns);
+
+/*
+ * Used buffer notifications (§2.7.7, §2.7.10): off from virtq_init() on, because the driver
+ * polls. The wait loop turns them on just before it halts, so that a completion wakes it, and
+ * off again when it runs. virtq_enable_notify() asks for a notification on the next used
+ * buffer (with EVENT_IDX: used_event = the next entry; without: avail->flags = 0), issues a full
+ * barrier and returns true when used entries are already pending: then poll, do not halt.
+ * Returns false for a broken queue (nothing will come). The device may notify once more after
+ * virtq_disable_notify(): that costs one needless wake-up, never a lost one.
+ */
+bool virtq_enable_notify(struct virtq *q);
+void virtq_disable_notify(struct virtq *q);
+/* The device's used->idx, read once: only a hint that something changed (a wait loop compares
+ * it with an earlier reading); never an index. 0 for a broken queue. */
+uint16_t virtq_used_idx(const struct virtq *q);
+/* Chains the device has used that virtq_get_used() has not returned yet, from one reading of
+ * used->idx, at most virtq_inflight(): so virtq_inflight() minus this is what the device still
+ * works on. A hint like virtq_used_idx(); 0 for a broken queue. */
+unsigned virtq_used_pending(const struct virtq *q);
 
 /*
  * Take one used chain: returns 1 and sets *cookie and *len (bytes the device wrote into the

@@ -52,6 +52,8 @@ struct blk_info {
 	uint64_t features;     /* the virtio feature bits negotiated */
 	bool modern;           /* virtio 1.0 transport, else legacy */
 	char bus[8];           /* "pci" or "mmio" */
+	char wakeup[8];        /* what wakes a waiting guest: "msix", "intx", "irq" or "timer" (polling only) */
+	uint64_t wakeups;      /* device interrupts so far (on a shared INTx line: the line's) */
 };
 
 struct blk_request {

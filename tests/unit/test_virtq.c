@@ -939,6 +939,93 @@ static void test_index_nospec(void)
 	CHECK_EQ(virtq_index_nospec(0xffffffffu, 0xffffffffu), 0);
 }
 
+/* ---- used buffer notifications (the wait loop's wake-up) -------------------------------- */
+
+/* Would the device send a used buffer notification for moving used->idx from old to new?
+ * §2.7.10 from the device's side: with EVENT_IDX, when it wrote the entry numbered used_event
+ * (vring_need_event); without, when avail->flags is 0. */
+static bool dev_would_notify(struct dev *dev, bool event_idx, uint16_t old, uint16_t new)
+{
+	if (event_idx)
+		return (uint16_t)(new - dev_used_event(dev) - 1) < (uint16_t)(new - old);
+	return (dev->avail->flags & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
+}
+
+/* One request in, the device takes it, completes it; returns whether it would notify. */
+static bool complete_one(struct fix *f, bool event_idx, void *cookie)
+{
+	struct seen s;
+	CHECK_EQ(add1(f, 1, 1, cookie), 0);
+	virtq_kick(&f->q);
+	CHECK_EQ(dev_pop(&f->dev, &s), 1);
+	uint16_t old = f->dev.used_idx;
+	dev_use(&f->dev, s.head, 0);
+	return dev_would_notify(&f->dev, event_idx, old, f->dev.used_idx);
+}
+
+static void run_notify(bool event_idx)
+{
+	struct fix *f = fix_new(8, event_idx);
+	void *cookie;
+	uint32_t len;
+
+	/* Off from the start: completions do not notify. */
+	CHECK_EQ(virtq_used_pending(&f->q), 0);
+	CHECK(!complete_one(f, event_idx, &cookies[1]));
+	CHECK_EQ(virtq_used_pending(&f->q), 1); /* used, not yet taken */
+	CHECK_EQ(virtq_used_idx(&f->q), 1);
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	CHECK_EQ(virtq_used_pending(&f->q), 0);
+
+	/* On, with nothing pending: false, and the next completion notifies. */
+	CHECK(!virtq_enable_notify(&f->q));
+	CHECK(complete_one(f, event_idx, &cookies[2]));
+	/* Now one is pending: enabling again says so (poll, do not halt). */
+	CHECK(virtq_enable_notify(&f->q));
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	CHECK(cookie == &cookies[2]);
+	/* Consumed while on: it stays on for the next one. */
+	CHECK(!virtq_enable_notify(&f->q));
+	CHECK(complete_one(f, event_idx, &cookies[3]));
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+
+	/* Off again: nothing notifies, many times round the ring (wraps the indices too). */
+	virtq_disable_notify(&f->q);
+	for (unsigned i = 0; i < 40; i++) {
+		CHECK(!complete_one(f, event_idx, &cookies[10 + i]));
+		CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	}
+	/* ... and on again after the wrap. */
+	CHECK(!virtq_enable_notify(&f->q));
+	CHECK(complete_one(f, event_idx, &cookies[60]));
+	CHECK(virtq_enable_notify(&f->q));
+	if (event_idx)
+		CHECK_EQ(f->dev.avail->flags, 0); /* MUST stay 0 with EVENT_IDX (§2.7.7.1) */
+	virtq_disable_notify(&f->q);
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	CHECK(!virtq_broken(&f->q));
+	fix_free(f);
+}
+
+static void test_notify_flags(void) { run_notify(false); }
+static void test_notify_event_idx(void) { run_notify(true); }
+
+/* A broken queue will never complete anything: enabling says "nothing pending". */
+static void test_notify_broken(void)
+{
+	struct fix *f = fix_new(8, true);
+	void *cookie;
+	uint32_t len;
+	CHECK_EQ(add1(f, 1, 1, &cookies[1]), 0);
+	dev_use(&f->dev, 7, 0);                 /* never offered */
+	dev_use(&f->dev, 6, 0);                 /* and an idx that runs past the one chain in flight */
+	CHECK_EQ(virtq_used_pending(&f->q), 1); /* clamped to what is in flight */
+	CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), -EIO);
+	CHECK_EQ(virtq_used_pending(&f->q), 0);
+	CHECK(!virtq_enable_notify(&f->q));
+	fix_free(f);
+}
+
 int main(void)
 {
 	RUN_TEST(test_ring_layout);
@@ -954,6 +1041,9 @@ int main(void)
 	RUN_TEST(test_kick_no_notify_flag);
 	RUN_TEST(test_kick_event_idx);
 	RUN_TEST(test_forced_notify);
+	RUN_TEST(test_notify_flags);
+	RUN_TEST(test_notify_event_idx);
+	RUN_TEST(test_notify_broken);
 	RUN_TEST(test_watchdog);
 	RUN_TEST(test_indirect);
 	RUN_TEST(test_bad_id_out_of_range);
