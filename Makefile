@@ -56,7 +56,8 @@ KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kern
 	kernel/wait.c kernel/chacha20.c kernel/random.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
-	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c
+	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_balloon.c drivers/virtio_blk.c \
+	drivers/virtio_rng.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 
 KOBJ := $(BUILD)/kernel

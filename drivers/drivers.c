@@ -10,6 +10,7 @@
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
+#include "virtio_balloon.h"
 #include "virtio_blk.h"
 #include "virtio_rng.h"
 
@@ -20,6 +21,9 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_BALLOON:
+		*driver = "virtio-balloon";
+		return virtio_balloon_probe(vd, note, note_len);
 	case VIRTIO_ID_RNG:
 		*driver = "virtio-rng";
 		return virtio_rng_probe(vd, note, note_len);

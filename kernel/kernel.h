@@ -86,6 +86,19 @@ size_t pmem_total_pages(void);
 uintptr_t pmem_top(void); /* end of the highest usable RAM */
 /* The largest free run of pages at boot: where the heap grows. */
 void pmem_largest_free(uintptr_t *start, uintptr_t *end);
+size_t pmem_free_pages(void);
+/* For the balloon: up to n free pages (not zeroed), highest first, as page
+ * frame numbers; returns how many. pmem_give() takes them back. */
+size_t pmem_take(uint32_t *pfns, size_t n);
+void pmem_give(const uint32_t *pfns, size_t n);
+/* Called when page_alloc() cannot find n pages; returns pages it freed. */
+void pmem_set_oom_hook(size_t (*hook)(size_t npages));
+/* Free page reporting: a free, aligned block of PMEM_REPORT_PAGES pages not
+ * reported since it was last used, taken (address), or 0 when there is
+ * none; pmem_report_done() frees it again and remembers it was reported. */
+#define PMEM_REPORT_PAGES 512 /* 2 MiB */
+uintptr_t pmem_report_take(void);
+void pmem_report_done(uintptr_t addr);
 
 void paging_init(const struct boot_info *bi);
 /* Maps device registers uncached (identity); returns the address to use, or
@@ -105,7 +118,11 @@ uintptr_t stack_alloc(size_t bytes, const char *name);
 const char *stack_guard_name(uintptr_t addr);
 
 void heap_init(void);
-size_t heap_max_bytes(void); /* how far the break may move */
+size_t heap_max_bytes(void);     /* how far the break may move */
+size_t heap_claimed_bytes(void); /* pages the heap holds now, in bytes */
+/* Called when the break cannot move up because a page is taken; returns
+ * pages it freed (the balloon's deflate-on-OOM). */
+void heap_set_oom_hook(size_t (*hook)(size_t npages));
 
 /* ---- time (kernel/time.c) ---------------------------------------------- */
 extern uint64_t boot_tsc; /* TSC at entry (boot/entry.S) */

@@ -26,9 +26,29 @@ static size_t total_pages; /* usable pages at boot */
 static size_t search_hint; /* page index below which the last search ended */
 static uintptr_t largest_start, largest_end;
 
+/* Free page reporting (drivers/virtio_balloon.c): one bit per 2 MiB block
+ * (PMEM_REPORT_PAGES pages, aligned) that was handed to the host while free
+ * and has not been used since. The host dropped its backing; reporting it
+ * again would be wasted work. Any allocation in the block clears the bit.
+ * 64 GiB of RAM at most are tracked; blocks above are never reported. */
+#define REPORT_BLOCKS 32768
+static uint64_t reported[REPORT_BLOCKS / 64];
+
+/* When an allocation cannot be met: the balloon's deflate-on-OOM (it gives
+ * pages back and returns how many). NULL: nobody to ask. */
+static size_t (*oom_hook)(size_t npages);
+
 static bool test(size_t i) { return bitmap[i / 64] >> (i % 64) & 1; }
 static void set(size_t i) { bitmap[i / 64] |= 1ull << (i % 64); }
 static void clear(size_t i) { bitmap[i / 64] &= ~(1ull << (i % 64)); }
+
+/* Pages [first, first + n) were just taken: their blocks are no longer
+ * "reported and untouched". */
+static void unreport(size_t first, size_t n)
+{
+	for (size_t b = first / PMEM_REPORT_PAGES; b <= (first + n - 1) / PMEM_REPORT_PAGES && b < REPORT_BLOCKS; b++)
+		reported[b / 64] &= ~(1ull << (b % 64));
+}
 
 /* Sets (value 1) or clears pages [first, end) a word at a time where it can:
  * at boot this runs over every page of RAM. Returns how many bits changed. */
@@ -139,7 +159,19 @@ void pmem_init(const struct boot_info *bi)
 	}
 }
 
+static void *alloc_run(size_t n);
+
 void *page_alloc(size_t n)
+{
+	void *mem = alloc_run(n);
+	/* Deflate on OOM: the balloon gives pages back, then one more try.
+	 * (It gives back the pages it took last: the lowest it holds.) */
+	if (!mem && n && oom_hook && oom_hook(n))
+		mem = alloc_run(n);
+	return mem;
+}
+
+static void *alloc_run(size_t n)
 {
 	if (n == 0 || n > free_pages)
 		return NULL;
@@ -163,6 +195,7 @@ void *page_alloc(size_t n)
 			if (++run == n) {
 				for (size_t i = p; i < p + n; i++)
 					set(i);
+				unreport(p, n);
 				free_pages -= n;
 				search_hint = p;
 				void *mem = (void *)(uintptr_t)(p * PAGE_SIZE);
@@ -197,8 +230,77 @@ int pmem_claim(uintptr_t addr, size_t n)
 			return -1;
 	for (size_t i = first; i < first + n; i++)
 		set(i);
+	unreport(first, n);
 	free_pages -= n;
 	return 0;
+}
+
+size_t pmem_take(uint32_t *pfns, size_t n)
+{
+	size_t got = 0;
+	/* Top-down like page_alloc(), whole words in use skipped, and no
+	 * memset: nobody will touch these pages. */
+	for (int pass = 0; pass < 2 && got < n; pass++) {
+		size_t p = pass == 0 ? search_hint : npages;
+		size_t stop = pass == 0 ? 0 : search_hint;
+		while (p > stop && got < n) {
+			p--;
+			if (p % 64 == 63 && bitmap[p / 64] == ~0ull) {
+				p -= 63;
+				continue;
+			}
+			if (test(p))
+				continue;
+			set(p);
+			unreport(p, 1);
+			pfns[got++] = (uint32_t)p;
+			search_hint = p;
+		}
+	}
+	free_pages -= got;
+	return got;
+}
+
+void pmem_give(const uint32_t *pfns, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		page_free((void *)((uintptr_t)pfns[i] * PAGE_SIZE), 1);
+}
+
+size_t pmem_free_pages(void) { return free_pages; }
+
+void pmem_set_oom_hook(size_t (*hook)(size_t npages)) { oom_hook = hook; }
+
+uintptr_t pmem_report_take(void)
+{
+	/* A whole block is free when its PMEM_REPORT_PAGES / 64 bitmap words
+	 * are all 0. From the top, like every other taker. */
+	size_t blocks = npages / PMEM_REPORT_PAGES;
+	if (blocks > REPORT_BLOCKS)
+		blocks = REPORT_BLOCKS;
+	for (size_t b = blocks; b-- > 0;) {
+		if (reported[b / 64] >> (b % 64) & 1)
+			continue;
+		const uint64_t *w = &bitmap[b * PMEM_REPORT_PAGES / 64];
+		bool all_free = true;
+		for (size_t i = 0; i < PMEM_REPORT_PAGES / 64 && all_free; i++)
+			all_free = w[i] == 0;
+		if (!all_free)
+			continue;
+		/* Taken while the host drops it, so nobody allocates it meanwhile. */
+		fill(b * PMEM_REPORT_PAGES, (b + 1) * PMEM_REPORT_PAGES, 1);
+		free_pages -= PMEM_REPORT_PAGES;
+		return b * PMEM_REPORT_PAGES * PAGE_SIZE;
+	}
+	return 0;
+}
+
+void pmem_report_done(uintptr_t addr)
+{
+	size_t first = addr / PAGE_SIZE, b = first / PMEM_REPORT_PAGES;
+	kassert(first % PMEM_REPORT_PAGES == 0 && b < REPORT_BLOCKS);
+	free_pages += fill(first, first + PMEM_REPORT_PAGES, 0);
+	reported[b / 64] |= 1ull << (b % 64);
 }
 
 size_t pmem_total_pages(void) { return total_pages; }
