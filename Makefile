@@ -154,7 +154,7 @@ debug: $(ELF)
 
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
-	test_virtio_rng
+	test_virtio_rng test_virtio_balloon
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit -Iinclude
 
@@ -177,9 +177,12 @@ $(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.
 $(BUILD)/tests/test_virtio_blk: UNIT_EXTRA := -include tests/unit/fake_io.h -Idrivers
 $(BUILD)/tests/test_chacha20: tests/unit/test_chacha20.c kernel/chacha20.c kernel/chacha20.h tests/unit/check.h
 # The driver is #included by its test (its state is static); the virtqueue is linked.
-UNIT_INCLUDED := drivers/virtio_rng.c
+UNIT_INCLUDED := drivers/virtio_rng.c drivers/virtio_balloon.c
 $(BUILD)/tests/test_virtio_rng: tests/unit/test_virtio_rng.c drivers/virtio_rng.c drivers/virtio_rng.h \
 		drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/virtio_balloon.c \
+		drivers/virtio_balloon.h include/ringlet/balloon.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
+		kernel/kernel.h tests/unit/check.h
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")

@@ -70,7 +70,7 @@ struct balloon_stat {
 /* How often num_pages is read while the guest waits. */
 #define LOOK_NS (2 * 1000000ull)
 /* How often free memory is looked over for blocks to report. */
-#define REPORT_NS (500 * 1000000ull)
+#define REPORT_NS    (500 * 1000000ull)
 #define REPORT_SLOTS 16
 /* How long an allocation waits for the host to acknowledge a deflate. */
 #define OOM_TELL_NS (1000 * 1000000ull)
@@ -160,10 +160,9 @@ static void fill_stats(struct balloon *b)
 	uint64_t free = (uint64_t)pmem_free_pages() * PAGE_SIZE;
 	/* No swap and no demand paging: nothing is ever paged in or faulted
 	 * in, so the fault and swap counters are truly zero. */
-	static const uint16_t tags[NSTATS] = {VIRTIO_BALLOON_S_SWAP_IN, VIRTIO_BALLOON_S_SWAP_OUT,
-	                                      VIRTIO_BALLOON_S_MAJFLT,  VIRTIO_BALLOON_S_MINFLT,
-	                                      VIRTIO_BALLOON_S_MEMFREE, VIRTIO_BALLOON_S_MEMTOT,
-	                                      VIRTIO_BALLOON_S_AVAIL,   VIRTIO_BALLOON_S_CACHES};
+	static const uint16_t tags[NSTATS] = {
+	    VIRTIO_BALLOON_S_SWAP_IN, VIRTIO_BALLOON_S_SWAP_OUT, VIRTIO_BALLOON_S_MAJFLT, VIRTIO_BALLOON_S_MINFLT,
+	    VIRTIO_BALLOON_S_MEMFREE, VIRTIO_BALLOON_S_MEMTOT,   VIRTIO_BALLOON_S_AVAIL,  VIRTIO_BALLOON_S_CACHES};
 	uint64_t vals[NSTATS] = {0, 0, 0, 0, free, (uint64_t)pmem_total_pages() * PAGE_SIZE, free, 0};
 	for (int i = 0; i < NSTATS; i++) {
 		b->stats[i].tag = tags[i];
@@ -501,8 +500,8 @@ int virtio_balloon_probe(const struct virtio_dev *found, char *note, size_t note
 	 * page: 0.1% of memory), the request slots and the stats buffer. */
 	b->cap = pmem_total_pages();
 	size_t held_pages = ALIGN_UP(b->cap * sizeof(uint32_t), PAGE_SIZE) / PAGE_SIZE;
-	size_t req_pages = ALIGN_UP(SLOTS * sizeof(struct req) + NSTATS * sizeof(struct balloon_stat), PAGE_SIZE) /
-	                   PAGE_SIZE;
+	size_t req_pages =
+	    ALIGN_UP(SLOTS * sizeof(struct req) + NSTATS * sizeof(struct balloon_stat), PAGE_SIZE) / PAGE_SIZE;
 	b->held = page_alloc(held_pages);
 	b->reqs = page_alloc(req_pages);
 	if (!b->held || !b->reqs) {
@@ -520,8 +519,7 @@ int virtio_balloon_probe(const struct virtio_dev *found, char *note, size_t note
 
 	b->info.present = true;
 	b->info.features = b->vd.features;
-	b->ws = (struct wait_source){
-	    .name = "balloon", .poll = balloon_poll, .deadline = balloon_deadline, .ctx = b};
+	b->ws = (struct wait_source){.name = "balloon", .poll = balloon_poll, .deadline = balloon_deadline, .ctx = b};
 	wait_add_source(&b->ws);
 	the = b;
 	if (b->oom_ok) {

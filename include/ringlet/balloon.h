@@ -17,16 +17,16 @@ struct ringlet_mem_info {
 };
 
 struct ringlet_balloon_info {
-	bool present;            /* a virtio-balloon device was found and works */
-	uint64_t features;       /* negotiated feature bits (VIRTIO_BALLOON_F_*) */
-	uint32_t target_pages;   /* num_pages: what the host asks for, as last read */
-	uint32_t actual_pages;   /* in the balloon (what `actual` says) */
-	uint64_t inflated_pages; /* given to the host since boot */
-	uint64_t deflated_pages; /* taken back since boot */
-	uint64_t oom_pages;      /* of those, taken back for an allocation (deflate on OOM) */
-	uint64_t oom_events;     /* allocations that needed it */
+	bool present;             /* a virtio-balloon device was found and works */
+	uint64_t features;        /* negotiated feature bits (VIRTIO_BALLOON_F_*) */
+	uint32_t target_pages;    /* num_pages: what the host asks for, as last read */
+	uint32_t actual_pages;    /* in the balloon (what `actual` says) */
+	uint64_t inflated_pages;  /* given to the host since boot */
+	uint64_t deflated_pages;  /* taken back since boot */
+	uint64_t oom_pages;       /* of those, taken back for an allocation (deflate on OOM) */
+	uint64_t oom_events;      /* allocations that needed it */
 	uint64_t reported_blocks; /* free 2 MiB blocks reported to the host */
-	uint64_t stats_sent;     /* statistics buffers the host received */
+	uint64_t stats_sent;      /* statistics buffers the host received */
 };
 
 void ringlet_mem_info(struct ringlet_mem_info *info);
