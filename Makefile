@@ -182,7 +182,8 @@ $(BUILD)/tests/test_virtio_rng: tests/unit/test_virtio_rng.c drivers/virtio_rng.
 		drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
 $(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/virtio_balloon.c \
 		drivers/virtio_balloon.h include/ringlet/balloon.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
-		kernel/kernel.h tests/unit/check.h
+		kernel/kernel.h tests/unit/check.h tests/unit/fake_io.h
+$(BUILD)/tests/test_virtio_balloon: UNIT_EXTRA := -include tests/unit/fake_io.h
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")

@@ -16,16 +16,22 @@
  * writes `actual` (config offset 4). Pages in the balloon are marked in use
  * in the page allocator and nothing in the guest touches them.
  *
- * The driver is polled from the wait loop: the config is read at most every
- * LOOK_NS (config-change interrupts are not used), so it follows the host
- * whenever the application waits (a console read, a sleep, a disk request).
- * Deflate on OOM runs from inside an allocation (kernel/heap.c, pmem.c).
+ * The driver is polled from the wait loop, and from the application tick
+ * (kernel/time.c, every TICK_NS) while the application computes: the config
+ * is read at most every LOOK_NS (config-change interrupts are not used), so
+ * it follows the host whether the application waits or not. The two never
+ * meet half-way: the loop runs with interrupts off, and `busy` fences the
+ * driver's own entry points (poll, deflate on OOM, ringlet_balloon_info())
+ * against a tick that arrives inside them; the page allocator runs with
+ * interrupts off. Deflate on OOM runs from inside an allocation
+ * (kernel/heap.c, pmem.c).
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "../kernel/io.h"
 #include "../kernel/kernel.h"
 #include "../kernel/wait.h"
 #include "virtio/virtio_dev.h"
@@ -69,6 +75,9 @@ struct balloon_stat {
 #define KEEP_FREE_PAGES 1024
 /* How often num_pages is read while the guest waits. */
 #define LOOK_NS (2 * 1000000ull)
+/* The application tick (kernel/time.c): the balloon's step while the
+ * application computes and nothing waits in the loop. */
+#define TICK_NS (10 * 1000000ull)
 /* How often free memory is looked over for blocks to report. */
 #define REPORT_NS    (500 * 1000000ull)
 #define REPORT_SLOTS 16
@@ -398,6 +407,12 @@ static bool balloon_poll(void *ctx)
 	return any;
 }
 
+static void balloon_tick(void)
+{
+	if (the)
+		balloon_poll(the); /* returns at once when busy: the tick interrupted the driver */
+}
+
 static uint64_t balloon_deadline(void *ctx)
 {
 	struct balloon *b = ctx;
@@ -521,6 +536,7 @@ int virtio_balloon_probe(const struct virtio_dev *found, char *note, size_t note
 	b->info.features = b->vd.features;
 	b->ws = (struct wait_source){.name = "balloon", .poll = balloon_poll, .deadline = balloon_deadline, .ctx = b};
 	wait_add_source(&b->ws);
+	time_tick_set(balloon_tick, TICK_NS);
 	the = b;
 	if (b->oom_ok) {
 		heap_set_oom_hook(balloon_oom);
@@ -542,8 +558,10 @@ int ringlet_balloon_info(struct ringlet_balloon_info *info)
 	}
 	/* Bring it up to date first: an application that asks is waiting. */
 	balloon_poll(the);
+	uint64_t flags = irq_save(); /* a tick must not change it half-copied */
 	*info = the->info;
 	info->present = !the->broken;
+	irq_restore(flags);
 	return info->present ? 0 : -ENODEV;
 }
 

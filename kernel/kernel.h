@@ -135,6 +135,19 @@ void time_sleep_ns(uint64_t ns); /* waits in the wait loop (kernel/wait.h) */
  * spun out instead. Only kernel/wait.c should call this. */
 void time_idle(uint64_t deadline_ns);
 void time_lapic_init(void);
+/*
+ * The application tick: fn runs every period_ns from the APIC timer
+ * interrupt while the application computes, so that a driver (the balloon)
+ * follows its device even when nothing waits in the loop. Registered at
+ * start-up; time_tick_begin() (just before main) turns interrupts on for
+ * the application when a tick is registered, and only then. fn runs in
+ * interrupt context with interrupts off: it must only touch state whose
+ * other users either run with interrupts off (the page allocator, the wait
+ * loop) or are fenced by fn's own busy flag.
+ */
+void time_tick_set(void (*fn)(void), uint64_t period_ns);
+void time_tick_begin(void);
+void time_timer_interrupt(void); /* trap.c: TIMER_VECTOR */
 
 /* ---- ACPI (kernel/acpi.c) ---------------------------------------------- */
 void acpi_init(uint64_t rsdp);

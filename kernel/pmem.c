@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../boot/bootinfo.h"
+#include "io.h"
 #include "kernel.h"
 
 extern char __kernel_start[], __kernel_end[];
@@ -161,13 +162,23 @@ void pmem_init(const struct boot_info *bi)
 
 static void *alloc_run(size_t n);
 
+/*
+ * Every function that changes the bitmap runs with interrupts off: the
+ * application tick (kernel/time.c) may run the balloon, which takes and
+ * gives pages, in the middle of an allocation the application made.
+ */
 void *page_alloc(size_t n)
 {
+	uint64_t flags = irq_save();
 	void *mem = alloc_run(n);
+	irq_restore(flags);
 	/* Deflate on OOM: the balloon gives pages back, then one more try.
 	 * (It gives back the pages it took last: the lowest it holds.) */
-	if (!mem && n && oom_hook && oom_hook(n))
+	if (!mem && n && oom_hook && oom_hook(n)) {
+		flags = irq_save();
 		mem = alloc_run(n);
+		irq_restore(flags);
+	}
 	return mem;
 }
 
@@ -211,6 +222,7 @@ void page_free(void *mem, size_t n)
 {
 	size_t first = (uintptr_t)mem / PAGE_SIZE;
 	kassert((uintptr_t)mem % PAGE_SIZE == 0 && first + n <= npages);
+	uint64_t flags = irq_save();
 	for (size_t i = first; i < first + n; i++) {
 		kassert(test(i)); /* freeing a free page: a double free */
 		clear(i);
@@ -218,6 +230,7 @@ void page_free(void *mem, size_t n)
 	free_pages += n;
 	if (first + n > search_hint)
 		search_hint = first + n;
+	irq_restore(flags);
 }
 
 int pmem_claim(uintptr_t addr, size_t n)
@@ -225,19 +238,24 @@ int pmem_claim(uintptr_t addr, size_t n)
 	size_t first = addr / PAGE_SIZE;
 	if (addr % PAGE_SIZE || first + n > npages)
 		return -1;
+	uint64_t flags = irq_save();
 	for (size_t i = first; i < first + n; i++)
-		if (test(i))
+		if (test(i)) {
+			irq_restore(flags);
 			return -1;
+		}
 	for (size_t i = first; i < first + n; i++)
 		set(i);
 	unreport(first, n);
 	free_pages -= n;
+	irq_restore(flags);
 	return 0;
 }
 
 size_t pmem_take(uint32_t *pfns, size_t n)
 {
 	size_t got = 0;
+	uint64_t flags = irq_save();
 	/* Top-down like page_alloc(), whole words in use skipped, and no
 	 * memset: nobody will touch these pages. */
 	for (int pass = 0; pass < 2 && got < n; pass++) {
@@ -258,6 +276,7 @@ size_t pmem_take(uint32_t *pfns, size_t n)
 		}
 	}
 	free_pages -= got;
+	irq_restore(flags);
 	return got;
 }
 
@@ -275,6 +294,7 @@ uintptr_t pmem_report_take(void)
 {
 	/* A whole block is free when its PMEM_REPORT_PAGES / 64 bitmap words
 	 * are all 0. From the top, like every other taker. */
+	uint64_t flags = irq_save();
 	size_t blocks = npages / PMEM_REPORT_PAGES;
 	if (blocks > REPORT_BLOCKS)
 		blocks = REPORT_BLOCKS;
@@ -290,8 +310,10 @@ uintptr_t pmem_report_take(void)
 		/* Taken while the host drops it, so nobody allocates it meanwhile. */
 		fill(b * PMEM_REPORT_PAGES, (b + 1) * PMEM_REPORT_PAGES, 1);
 		free_pages -= PMEM_REPORT_PAGES;
+		irq_restore(flags);
 		return b * PMEM_REPORT_PAGES * PAGE_SIZE;
 	}
+	irq_restore(flags);
 	return 0;
 }
 
@@ -299,8 +321,10 @@ void pmem_report_done(uintptr_t addr)
 {
 	size_t first = addr / PAGE_SIZE, b = first / PMEM_REPORT_PAGES;
 	kassert(first % PMEM_REPORT_PAGES == 0 && b < REPORT_BLOCKS);
+	uint64_t flags = irq_save();
 	free_pages += fill(first, first + PMEM_REPORT_PAGES, 0);
 	reported[b / 64] |= 1ull << (b % 64);
+	irq_restore(flags);
 }
 
 size_t pmem_total_pages(void) { return total_pages; }

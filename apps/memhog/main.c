@@ -16,6 +16,9 @@
  *   stat         "stat total=.. free=.. heap=.. held=.. balloon=.. target=..
  *                oom_pages=.. oom_events=.. reported=.. stats_sent=.."
  *                (balloon, target: pages; the rest bytes or counts)
+ *   spin SECS    computes for SECS seconds without a system call that waits
+ *                (the balloon follows the host from the timer tick meanwhile):
+ *                "spin start", then "spin done N" (N: loop iterations)
  *   quit         exits with status 0
  *
  * bench=balloon: prints BENCH-READY, then only waits on the console (the
@@ -152,10 +155,17 @@ int main(int argc, char **argv)
 			printf("free ok held %llu\n", (unsigned long long)held);
 		} else if (strcmp(cmd, "stat") == 0) {
 			print_stat();
+		} else if (strcmp(cmd, "spin") == 0) {
+			uint64_t end = now_ns() + (uint64_t)(a ? atof(a) : 1) * 1000000000ull;
+			volatile uint64_t n = 0;
+			printf("spin start\n");
+			while (now_ns() < end)
+				n++;
+			printf("spin done %llu\n", (unsigned long long)n);
 		} else if (strcmp(cmd, "quit") == 0) {
 			return 0;
 		} else {
-			printf("unknown command '%s' (alloc SIZE, fill, free, stat, quit)\n", cmd);
+			printf("unknown command '%s' (alloc SIZE, fill, free, stat, spin SECS, quit)\n", cmd);
 		}
 	}
 	return 0;

@@ -270,6 +270,20 @@ def test_stats(guest_factory, machine, virtio):
     assert g.stat()["stats_sent"] >= 2
 
 
+def test_follows_while_computing(guest_factory):
+    """memhog computes (no call that waits in the loop) while the host sets
+    a target: the timer tick runs the balloon, and the target is reached
+    before the computation ends."""
+    g = guest_factory()
+    g.command("spin 40", r"^spin start$")
+    g.balloon(128 * MiB, timeout=30)
+    assert "spin done" not in g.output, g.output
+    g.wait_line(r"^spin done \d+", 120)
+    st = g.stat()
+    assert st["balloon"] == 128 * MiB // PAGE
+    check_agrees(g, st)
+
+
 def test_targets_out_of_range(guest_factory):
     """A target above the guest's memory, and one below what it can give:
     no crash, and actual says what the balloon really holds."""

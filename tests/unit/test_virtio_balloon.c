@@ -97,6 +97,12 @@ void pmem_report_done(uintptr_t addr) { (void)addr; }
 void pmem_set_oom_hook(size_t (*hook)(size_t)) { oom_hook = hook; }
 void heap_set_oom_hook(size_t (*hook)(size_t)) { (void)hook; }
 size_t heap_claimed_bytes(void) { return 0; }
+static void (*tick)(void);
+void time_tick_set(void (*fn)(void), uint64_t period_ns)
+{
+	(void)period_ns;
+	tick = fn;
+}
 
 /* ---- the device ------------------------------------------------------------ */
 
@@ -385,6 +391,27 @@ static void test_stats_refilled(void)
 	CHECK(saw_free);
 }
 
+/* The application tick runs the driver's step, except when it interrupted
+ * the driver itself (busy): then it leaves everything as it was. */
+static void test_tick(void)
+{
+	fresh(0, 0);
+	CHECK(tick != NULL);
+	dev.num_pages = 700;
+	fake_ns += LOOK_NS;
+	the->busy = true; /* as if the tick came inside balloon_poll() */
+	tick();
+	CHECK_EQ(dev.pages, 0);
+	CHECK_EQ(nfree, FAKE_PAGES);
+	the->busy = false;
+	for (int i = 0; i < 10; i++) {
+		fake_ns += LOOK_NS;
+		tick();
+	}
+	CHECK_EQ(dev.pages, 700);
+	CHECK_EQ(dev.actual, 700);
+}
+
 int main(void)
 {
 	RUN_TEST(test_follows_target);
@@ -394,5 +421,6 @@ int main(void)
 	RUN_TEST(test_no_oom_without_feature);
 	RUN_TEST(test_bogus_completion);
 	RUN_TEST(test_stats_refilled);
+	RUN_TEST(test_tick);
 	return check_report();
 }
