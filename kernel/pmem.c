@@ -282,8 +282,18 @@ size_t pmem_take(uint32_t *pfns, size_t n)
 
 void pmem_give(const uint32_t *pfns, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		page_free((void *)((uintptr_t)pfns[i] * PAGE_SIZE), 1);
+	uint64_t flags = irq_save();
+	size_t top = search_hint;
+	for (size_t i = 0; i < n; i++) {
+		size_t p = pfns[i];
+		kassert(p < npages && test(p)); /* giving back a free page: a double free */
+		clear(p);
+		if (p + 1 > top)
+			top = p + 1;
+	}
+	free_pages += n;
+	search_hint = top;
+	irq_restore(flags);
 }
 
 size_t pmem_free_pages(void) { return free_pages; }
