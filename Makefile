@@ -50,7 +50,7 @@ APP_CFLAGS := $(COMMON_FLAGS)
 LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexecstack
 
 # ---- sources (explicit lists) ----------------------------------------------
-BOOT_SRCS := boot/entry.S boot/boot.c
+BOOT_SRCS := boot/entry.S boot/boot.c boot/bootparse.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/irq.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
 	kernel/wait.c kernel/chacha20.c kernel/random.c \
@@ -154,9 +154,9 @@ debug: $(ELF)
 
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
-	test_virtio_rng test_virtio_balloon
+	test_virtio_rng test_bootinfo test_virtio_balloon
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Itests/unit -Iinclude
+	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit -Iinclude
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		drivers/virtio/virtio.h tests/unit/check.h
@@ -167,7 +167,7 @@ $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/
 # test's simulated device), kernel services by tests/unit/kstubs.c.
 DRIVER_TEST_DEPS := tests/unit/kstubs.c tests/unit/kstubs.h tests/unit/fake_io.h tests/unit/check.h \
 	drivers/virtio/virtio.c drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h \
-	drivers/virtio/virtio_dev.h kernel/kernel.h kernel/irq.h kernel/wait.h
+	drivers/virtio/virtio_dev.h kernel/kernel.h kernel/irq.c kernel/irq.h kernel/wait.h
 $(BUILD)/tests/test_virtio_pci: tests/unit/test_virtio_pci.c drivers/virtio/virtio_pci.c drivers/virtio/virtio_pci_caps.c \
 		drivers/virtio/virtio_mmio.c \
 		drivers/virtio/virtio_pci_caps.h kernel/pci.h $(DRIVER_TEST_DEPS)
@@ -184,6 +184,8 @@ $(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/vir
 		drivers/virtio_balloon.h include/ringlet/balloon.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		kernel/kernel.h tests/unit/check.h tests/unit/fake_io.h
 $(BUILD)/tests/test_virtio_balloon: UNIT_EXTRA := -include tests/unit/fake_io.h
+$(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
+		tests/unit/check.h
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
@@ -197,8 +199,9 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # with the kernel code it feeds, and a seed corpus in tests/fuzz/corpus/NAME/.
 # `make test` runs each over its seeds plus FUZZ_RUNS fresh inputs (a fixed
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
-# and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/).
-FUZZ_TARGETS := cmdline pci virtio_caps
+# and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/). An input
+# that takes over 10 s (a walk that never ends) counts as a crash.
+FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -209,6 +212,8 @@ $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
 $(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h
 $(BUILD)/fuzz/fuzz_virtio_caps: tests/fuzz/fuzz_virtio_caps.c drivers/virtio/virtio_pci_caps.c \
 	drivers/virtio/virtio_pci_caps.h drivers/virtio/virtio.h
+$(BUILD)/fuzz/fuzz_pvh: tests/fuzz/fuzz_pvh.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
+$(BUILD)/fuzz/fuzz_mb2: tests/fuzz/fuzz_mb2.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
@@ -218,7 +223,7 @@ fuzz-test: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 	$(Q)for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz_$$t: seeds + $(FUZZ_RUNS) fresh inputs"; \
 		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -artifact_prefix=$(BUILD)/fuzz/$$t- \
+		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -timeout=10 -artifact_prefix=$(BUILD)/fuzz/$$t- \
 			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1 || \
 			{ tail -40 $(BUILD)/fuzz/$$t.log; echo "error: fuzz_$$t failed (log: $(BUILD)/fuzz/$$t.log)" >&2; exit 1; }; \
 		tail -1 $(BUILD)/fuzz/$$t.log; \
@@ -229,7 +234,7 @@ fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ))
 	$(Q)for t in $(FUZZ); do \
 		echo "== fuzz_$$t for $(FUZZ_SECONDS) s (corpus build/fuzz/corpus-$$t)"; \
 		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(BUILD)/fuzz/$$t- \
+		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -artifact_prefix=$(BUILD)/fuzz/$$t- \
 			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 

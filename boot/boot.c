@@ -1,9 +1,10 @@
 /*
  * boot/boot.c: turn what each boot path was given into one struct boot_info.
  *
- * Implements: the PVH boot ABI (Xen's arch-x86/hvm/start_info.h, version 1),
- *             the Multiboot2 specification (version 2.0, §3.6 boot information),
- *             and the contract of boot/bootinfo.h for the UEFI loader.
+ * The parsing itself is in boot/bootparse.c (pure functions, tested on the
+ * host); this file is the kernel's side: where the information lies, and
+ * what to do when it is unusable. It also implements the contract of
+ * boot/bootinfo.h for the UEFI loader.
  *
  * Everything here runs before the kernel owns memory, so the first job of
  * each path is to copy what it needs into boot_info (in our own .bss) before
@@ -13,172 +14,37 @@
 #include <string.h>
 
 #include "bootinfo.h"
+#include "bootparse.h"
 #include "../kernel/kernel.h"
-
-/* ---- PVH --------------------------------------------------------------- */
-
-#define HVM_START_MAGIC 0x336ec578
-
-struct hvm_start_info {
-	uint32_t magic;   /* HVM_START_MAGIC */
-	uint32_t version; /* 0, or 1 when memmap_* are valid */
-	uint32_t flags;
-	uint32_t nr_modules;
-	uint64_t modlist_paddr;
-	uint64_t cmdline_paddr; /* NUL-terminated, 0 if none */
-	uint64_t rsdp_paddr;
-	uint64_t memmap_paddr; /* array of struct hvm_memmap_table_entry */
-	uint32_t memmap_entries;
-	uint32_t reserved;
-};
-
-struct hvm_memmap_table_entry {
-	uint64_t addr;
-	uint64_t size;
-	uint32_t type; /* E820 numbering */
-	uint32_t reserved;
-};
 
 /* The one copy the kernel keeps. */
 static struct boot_info boot_info;
 
-static void add_mem(struct boot_info *bi, uint64_t addr, uint64_t len, uint32_t type)
-{
-	/* Some firmware lists empty ranges; they mean nothing and are skipped. */
-	if (len == 0)
-		return;
-	if (bi->mem_count == BOOT_MEM_MAX)
-		return; /* kernel_main warns when the map is full */
-	bi->mem[bi->mem_count++] = (struct boot_mem_entry){.addr = addr, .len = len, .type = type};
-}
-
-static void copy_cmdline(struct boot_info *bi, const char *s, size_t n)
-{
-	if (n >= BOOT_CMDLINE_MAX)
-		n = BOOT_CMDLINE_MAX - 1;
-	memcpy(bi->cmdline, s, n);
-	bi->cmdline[n] = '\0';
-}
+/* What the 32-bit entries' page tables map (boot/entry.S): the first 4 GiB,
+ * identity-mapped. Boot information outside it cannot be read. */
+static const struct boot_phys boot_low4g = {.base = 0, .size = 0x100000000ull};
 
 /* Called from boot/entry.S in long mode, on the boot stack. */
 void boot_from_pvh(uint32_t start_info_paddr)
 {
-	const struct hvm_start_info *si = (const void *)(uintptr_t)start_info_paddr;
-	struct boot_info *bi = &boot_info;
-
-	bi->magic = BOOT_INFO_MAGIC;
-	bi->source = BOOT_SOURCE_PVH;
-	if (si->magic != HVM_START_MAGIC)
-		kernel_early_fail("PVH: bad start-info magic");
-	bi->rsdp = si->rsdp_paddr;
-	if (si->cmdline_paddr) {
-		const char *c = (const char *)(uintptr_t)si->cmdline_paddr;
-		copy_cmdline(bi, c, strnlen(c, BOOT_CMDLINE_MAX));
-	}
-	if (si->version >= 1 && si->memmap_paddr) {
-		const struct hvm_memmap_table_entry *e = (const void *)(uintptr_t)si->memmap_paddr;
-		for (uint32_t i = 0; i < si->memmap_entries; i++)
-			add_mem(bi, e[i].addr, e[i].size, e[i].type);
-	}
-	kernel_main(bi);
+	const char *err = boot_parse_pvh(&boot_info, &boot_low4g, start_info_paddr);
+	if (err)
+		kernel_early_fail(err);
+	kernel_main(&boot_info);
 }
-
-/* ---- Multiboot2 -------------------------------------------------------- */
-
-#define MB2_BOOT_MAGIC 0x36d76289
-enum {
-	MB2_TAG_END = 0,
-	MB2_TAG_CMDLINE = 1,
-	MB2_TAG_MODULE = 3,
-	MB2_TAG_MMAP = 6,
-	MB2_TAG_ACPI_OLD = 14,
-	MB2_TAG_ACPI_NEW = 15,
-};
-
-struct mb2_tag {
-	uint32_t type;
-	uint32_t size; /* including this header, excluding padding to 8 */
-};
 
 extern uint32_t boot_mb2_magic; /* boot/entry.S */
 
 /* The info block may be overwritten later, so the RSDP tag's copy of the
  * RSDP is copied once more, into memory we keep. */
-static uint8_t mb2_rsdp_copy[36] __attribute__((aligned(16)));
+static uint8_t mb2_rsdp_copy[BOOT_RSDP_COPY] __attribute__((aligned(16)));
 
 void boot_from_multiboot2(uint32_t info_paddr)
 {
-	const uint8_t *info = (const uint8_t *)(uintptr_t)info_paddr;
-	struct boot_info *bi = &boot_info;
-	uint32_t total = *(const uint32_t *)info;
-	const char *cmd_tag = NULL, *cmd_module = NULL;
-	size_t cmd_module_len = 0;
-
-	if (boot_mb2_magic != MB2_BOOT_MAGIC)
-		kernel_early_fail("multiboot2: bad boot magic in %eax");
-	bi->magic = BOOT_INFO_MAGIC;
-	bi->source = BOOT_SOURCE_MULTIBOOT2;
-
-	for (uint32_t off = 8; off + 8 <= total;) {
-		const struct mb2_tag *t = (const void *)(info + off);
-		const uint8_t *body = (const uint8_t *)(t + 1);
-		if (t->type == MB2_TAG_END || t->size < 8)
-			break;
-		switch (t->type) {
-		case MB2_TAG_CMDLINE:
-			cmd_tag = (const char *)body;
-			break;
-		case MB2_TAG_MODULE: {
-			/* mod_start, mod_end, then the module's string. A module
-			 * named "cmdline" holds the command line (a file on the
-			 * ESP, so users can edit it without rebuilding). */
-			uint32_t start = ((const uint32_t *)body)[0];
-			uint32_t end = ((const uint32_t *)body)[1];
-			const char *name = (const char *)(body + 8);
-			if (strcmp(name, "cmdline") == 0 && end >= start) {
-				cmd_module = (const char *)(uintptr_t)start;
-				cmd_module_len = end - start;
-			}
-			break;
-		}
-		case MB2_TAG_MMAP: {
-			uint32_t esize = ((const uint32_t *)body)[0];
-			const uint8_t *e = body + 8;
-			if (esize < 24)
-				break;
-			for (; e + esize <= (const uint8_t *)t + t->size; e += esize) {
-				const struct hvm_memmap_table_entry *m = (const void *)e;
-				add_mem(bi, m->addr, m->size, m->type);
-			}
-			break;
-		}
-		case MB2_TAG_ACPI_OLD:
-		case MB2_TAG_ACPI_NEW: {
-			size_t n = t->size - 8;
-			if (n > sizeof(mb2_rsdp_copy))
-				n = sizeof(mb2_rsdp_copy);
-			/* Prefer the ACPI 2.0 copy when both are given. */
-			if (t->type == MB2_TAG_ACPI_NEW || bi->rsdp == 0) {
-				memcpy(mb2_rsdp_copy, body, n);
-				bi->rsdp = (uintptr_t)mb2_rsdp_copy;
-			}
-			break;
-		}
-		}
-		off += (t->size + 7) & ~7u;
-	}
-
-	if (cmd_module) {
-		/* A file ends with a newline; drop trailing white space. */
-		while (cmd_module_len > 0 &&
-		       (cmd_module[cmd_module_len - 1] == '\n' || cmd_module[cmd_module_len - 1] == '\r' ||
-		        cmd_module[cmd_module_len - 1] == ' '))
-			cmd_module_len--;
-		copy_cmdline(bi, cmd_module, cmd_module_len);
-	} else if (cmd_tag) {
-		copy_cmdline(bi, cmd_tag, strnlen(cmd_tag, BOOT_CMDLINE_MAX));
-	}
-	kernel_main(bi);
+	const char *err = boot_parse_mb2(&boot_info, &boot_low4g, boot_mb2_magic, info_paddr, mb2_rsdp_copy);
+	if (err)
+		kernel_early_fail(err);
+	kernel_main(&boot_info);
 }
 
 /* ---- UEFI loader ------------------------------------------------------- */
@@ -189,8 +55,6 @@ void boot_from_loader(const struct boot_info *given)
 		kernel_early_fail("loader: bad boot_info magic");
 	boot_info = *given;
 	/* Entries are trusted no further than the other paths' are. */
-	if (boot_info.mem_count > BOOT_MEM_MAX)
-		boot_info.mem_count = BOOT_MEM_MAX;
-	boot_info.cmdline[BOOT_CMDLINE_MAX - 1] = '\0';
+	boot_info_sanitize(&boot_info);
 	kernel_main(&boot_info);
 }

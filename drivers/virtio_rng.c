@@ -160,6 +160,27 @@ static bool rng_poll(void *ctx)
 	return any;
 }
 
+static bool rng_arm(void *ctx)
+{
+	struct virtio_rng *d = ctx;
+	return !d->broken && virtq_enable_notify(&d->q);
+}
+
+static void rng_disarm(void *ctx)
+{
+	struct virtio_rng *d = ctx;
+	if (!d->broken)
+		virtq_disable_notify(&d->q);
+}
+
+/* Requests at the device: look within the watchdog's period, so a lost
+ * notification costs a millisecond, not the read's silence deadline. */
+static uint64_t rng_deadline(void *ctx)
+{
+	struct virtio_rng *d = ctx;
+	return !d->broken && d->inflight ? time_ns() + VIRTQ_STALL_NS : WAIT_FOREVER;
+}
+
 static bool read_done(void *ctx)
 {
 	const struct virtio_rng *d = ctx;
@@ -225,14 +246,20 @@ int virtio_rng_probe(const struct virtio_dev *found, char *note, size_t note_len
 		return err;
 	}
 	d->nslots = d->q.size < SLOTS ? d->q.size : SLOTS;
+	virtio_irq_setup(&d->vd, 1);
 	virtio_ready(&d->vd);
 
 	ksnprintf(d->name, sizeof(d->name), "rng%d", nrngs);
-	/* XXX: arm = virtq_enable_notify on d->q once device interrupts are
-	 * wired into the wait loop; until then the timer wakes it. */
-	d->source = (struct wait_source){.name = d->name, .poll = rng_poll, .ctx = d};
+	/* With a wake-up interrupt the loop halts until the device answers;
+	 * without one (arm NULL) the timer wakes it. */
+	d->source = (struct wait_source){.name = d->name,
+	                                 .poll = rng_poll,
+	                                 .arm = d->vd.irq_vector ? rng_arm : NULL,
+	                                 .disarm = rng_disarm,
+	                                 .deadline = rng_deadline,
+	                                 .ctx = d};
 	wait_add_source(&d->source);
-	ksnprintf(note, note_len, "%s queue %u%s", d->name, d->q.size, d->vd.modern ? "" : " (legacy)");
+	ksnprintf(note, note_len, "%s queue %u%s, %s", d->name, d->q.size, d->vd.modern ? "" : " (legacy)", d->vd.wake);
 	nrngs++;
 	return 0;
 }

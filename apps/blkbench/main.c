@@ -15,11 +15,14 @@
  *
  * Options (key=value words): secs, qd, seq_qd (default 1), only=PHASE[,...]
  * (seqread,seqwrite,qd1,qdN,randwrite), and wait= how to wait for a
- * completion: spin (default) calls blk_poll() in a tight loop; pause does the
- * same with a PAUSE instruction between polls (what the kernel's own
- * cpu_relax() does: under TCG every PAUSE leaves the translated code, which
- * is slow); block calls blk_wait() (spins, then halts until a timer tick).
- * A spinning wait that sees nothing for 1 s falls back to blk_wait().
+ * completion: block (default) calls blk_wait(), which waits in the kernel's
+ * one wait loop (polls briefly, then halts until the disk's interrupt);
+ * spin calls blk_poll() in a tight loop; pause does the same with a PAUSE
+ * instruction between polls (under TCG every PAUSE leaves the translated
+ * code, which is slow). Spinning in the application keeps the vCPU busy, and
+ * on a host core shared with QEMU that takes the time QEMU needs to complete
+ * the requests. A spinning wait that sees nothing for 1 s falls back to
+ * blk_wait().
  *
  * Benchmark harness mode (../shared/bench/README.md, "Protocol for a
  * target"): a `bench=WORKLOAD` word on the command line (the kernel hands
@@ -415,7 +418,7 @@ static int harness(const char *workload, int argc, char **argv)
 	printf("BENCH-READY %llu\n", (unsigned long long)now_ns());
 	fflush(stdout);
 	const char *w = arg(argc, argv, "bench_wait");
-	wait_mode = !w || !strcmp(w, "spin") ? SPIN : !strcmp(w, "pause") ? PAUSE : BLOCK;
+	wait_mode = !w || !strcmp(w, "block") ? BLOCK : !strcmp(w, "pause") ? PAUSE : SPIN;
 	if (!strcmp(workload, "boot")) {
 		/* nothing to measure in the guest */
 	} else if (strncmp(workload, "blk-", 4) != 0) {
@@ -452,7 +455,7 @@ int main(int argc, char **argv)
 	int seq_qd = clamp_qd(arg_num(argc, argv, "seq_qd", 1));
 	const char *w = arg(argc, argv, "wait");
 	const char *only = arg(argc, argv, "only");
-	wait_mode = !w || !strcmp(w, "spin") ? SPIN : !strcmp(w, "pause") ? PAUSE : BLOCK;
+	wait_mode = !w || !strcmp(w, "block") ? BLOCK : !strcmp(w, "pause") ? PAUSE : SPIN;
 	char qd_phase[16];
 	snprintf(qd_phase, sizeof(qd_phase), "qd%d", qd);
 

@@ -91,9 +91,8 @@ struct virtio_dev {
 	/* The wait loop's wake-up (virtio_irq_setup()): a vector (kernel/irq.c)
 	 * or 0 when only the timer wakes the loop for this device. */
 	int irq_vector;
-	char wake[16];     /* for the boot log: "msix", "intx irq 11", "irq 5", "timer only" */
-	uint8_t msix_cap;  /* PCI: the MSI-X capability, when it is enabled */
-	bool msix_enabled; /* PCI: legacy device config starts at 0x18 (§4.1.4.8) */
+	char wake[16];    /* for the boot log: "msix", "intx irq 11", "irq 5", "timer only" */
+	uint8_t msix_cap; /* PCI: the MSI-X capability, when it is enabled */
 };
 
 /* The device type of a virtio PCI function, or 0 when it is not one. */

@@ -198,7 +198,8 @@ static int msix_enable(struct virtio_dev *vd, int vector)
 	mmio_write32(&t[3], 0); /* vector control: unmasked */
 	pci_write16(pci, cap + 2, (uint16_t)((ctrl & ~MSIX_CTRL_MASKALL) | MSIX_CTRL_ENABLE));
 	vd->msix_cap = cap;
-	vd->msix_enabled = true;
+	if (!vd->t->modern) /* §4.1.4.8: two vector registers now come first */
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG_MSIX;
 	return 0;
 }
 
@@ -206,7 +207,8 @@ static void msix_disable(struct virtio_dev *vd)
 {
 	uint16_t ctrl = pci_read16(vd->pci, vd->msix_cap + 2);
 	pci_write16(vd->pci, vd->msix_cap + 2, (uint16_t)(ctrl & ~MSIX_CTRL_ENABLE));
-	vd->msix_enabled = false;
+	if (!vd->t->modern)
+		vd->legacy_cfg = VIRTIO_PCI_LEGACY_CONFIG;
 }
 
 /* The INTx handler: reading the ISR status resets it and makes the device
@@ -244,6 +246,9 @@ static int intx_setup(struct virtio_dev *vd)
  * the device goes without MSI-X. Without MSI-X, INTx. */
 static int pci_setup_irq(struct virtio_dev *vd, uint16_t nqueues)
 {
+	/* A legacy BAR too small for the two vector registers: no MSI-X. */
+	if (!vd->t->modern && vd->io_size < VIRTIO_PCI_LEGACY_CONFIG_MSIX)
+		return intx_setup(vd);
 	int vector = irq_alloc(vd->name, NULL, NULL);
 	if (vector < 0)
 		return -ENODEV;
@@ -339,18 +344,11 @@ static void legacy_queue_enable(struct virtio_dev *vd, struct virtq *q)
 	     (uint32_t)(virtq_desc_addr(q) >> VIRTIO_PCI_LEGACY_QUEUE_ADDR_SHIFT));
 }
 
-/* §4.1.4.8: with MSI-X enabled, two vector registers come first and the
- * device-specific configuration moves from 0x14 to 0x18. */
-static uint32_t legacy_config_base(const struct virtio_dev *vd)
-{
-	return vd->msix_enabled ? VIRTIO_PCI_LEGACY_CONFIG_MSIX : vd->legacy_cfg;
-}
-
 /* Whether [off, off + len) of the device configuration lies inside BAR0,
  * after the header: 64-bit, so that no sum wraps. */
 static bool legacy_config_fits(const struct virtio_dev *vd, uint32_t off, uint32_t len)
 {
-	return (uint64_t)legacy_config_base(vd) + off + len <= vd->io_size;
+	return (uint64_t)vd->legacy_cfg + off + len <= vd->io_size;
 }
 
 static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len)
@@ -358,7 +356,7 @@ static bool legacy_config_copy(struct virtio_dev *vd, uint32_t off, uint8_t *out
 	if (!legacy_config_fits(vd, off, len))
 		return false;
 	for (uint32_t i = 0, w; i < len; i += w) {
-		uint16_t port = (uint16_t)(vd->io + legacy_config_base(vd) + off + i);
+		uint16_t port = (uint16_t)(vd->io + vd->legacy_cfg + off + i);
 		uint32_t v;
 		w = field_width(off + i, len - i);
 		v = w == 4 ? inl(port) : w == 2 ? inw(port) : inb(port);
@@ -376,7 +374,7 @@ static int legacy_config_generation(struct virtio_dev *vd)
 static void legacy_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 {
 	if (legacy_config_fits(vd, off, 4))
-		outl((uint16_t)(vd->io + legacy_config_base(vd) + off), v);
+		outl((uint16_t)(vd->io + vd->legacy_cfg + off), v);
 }
 
 static uint8_t legacy_isr(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_ISR); }

@@ -10,7 +10,8 @@ only come from the file on the ESP) and the exit status.
 - BIOS (SeaBIOS, GRUB): pc with virtio-blk and IDE, q35 with SATA; the qcow2.
 - The disk OVMF booted from still works in the kernel: blktool's checksum of
   the first MiB of vda equals the image file's.
-- A new cmdline.txt, written with mtools, changes argv on the next boot.
+- A new cmdline.txt, written with mtools, changes argv on the next boot; one of
+  5 KiB is cut at 2047 bytes and a NUL ends it (BIOS: GRUB's multiboot2 module).
 - Broken images (kernel file missing, kernel file truncated, partition type
   changed, image cut short inside the kernel file) give the message listed in
   docs/images.md and stop the guest, or still boot; never a hang.
@@ -189,6 +190,28 @@ def test_cmdline_file_changed_without_rebuilding(images, tmp_path):
     run_tool(["mcopy", "-o", "-i", "%s@@%d" % (img, ESP_OFFSET),
               str(new), "::/ringlet/cmdline.txt"])
     assert_hello(boot(img, "bios"), "bios", ["changed", "two words", "--exit", "5"], 5)
+
+
+def test_hostile_cmdline_file_bios(images, tmp_path):
+    """cmdline.txt is a file anyone with the image can edit; GRUB hands it over as a
+    multiboot2 module. Only its first 2047 bytes are read (BOOT_CMDLINE_MAX - 1), a NUL
+    ends it, an empty one is an empty command line; none stops the boot (boot/bootparse.c, tests/unit/test_bootinfo.c)."""
+    img = images.copy(tmp_path)
+    new = tmp_path / "cmdline.txt"
+    new.write_bytes(b"-- first " + b"x" * 5000 + b" --exit 4\n")
+    run_tool(["mcopy", "-o", "-i", "%s@@%d" % (img, ESP_OFFSET),
+              str(new), "::/ringlet/cmdline.txt"])
+    assert_hello(boot(img, "bios"), "bios", ["first", "x" * (2047 - len("-- first "))], 0)
+
+    new.write_bytes(b"-- before nul --exit 6\0 after --exit 7\n")
+    run_tool(["mcopy", "-o", "-i", "%s@@%d" % (img, ESP_OFFSET),
+              str(new), "::/ringlet/cmdline.txt"])
+    assert_hello(boot(img, "bios"), "bios", ["before", "nul", "--exit", "6"], 6)
+
+    new.write_bytes(b"")                    # an empty module: an empty command line
+    run_tool(["mcopy", "-o", "-i", "%s@@%d" % (img, ESP_OFFSET),
+              str(new), "::/ringlet/cmdline.txt"])
+    assert_hello(boot(img, "bios"), "bios", [], 0)
 
 
 # ---- broken images ----------------------------------------------------------------

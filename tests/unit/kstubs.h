@@ -6,5 +6,8 @@
 
 extern char kstub_log[4096];  /* every klog() line since the test cleared it */
 extern uint64_t kstub_now_ns; /* what time_ns() returns */
+struct wait_source;
+extern struct wait_source *kstub_wait_sources[8]; /* what drivers gave wait_add_source() */
+extern int kstub_nwait_sources;
 
 #endif

@@ -921,24 +921,6 @@ static void test_device_scribbles_descriptors(void)
 	fix_free(f);
 }
 
-/* The branch-free clamp on device-written indices: idx inside, 0 outside, at every edge. */
-static void test_index_nospec(void)
-{
-	for (uint32_t size = 1; size <= 65536; size *= 2) {
-		CHECK_EQ(virtq_index_nospec(0, size), 0);
-		CHECK_EQ(virtq_index_nospec(size - 1, size), size - 1);
-		CHECK_EQ(virtq_index_nospec(size, size), 0);
-		CHECK_EQ(virtq_index_nospec(size + 1, size), 0);
-		CHECK_EQ(virtq_index_nospec(0xffffffffu, size), 0);
-		CHECK_EQ(virtq_index_nospec(0x80000000u + size - 1, size), 0);
-	}
-	CHECK_EQ(virtq_index_nospec(0, 0), 0);
-	CHECK_EQ(virtq_index_nospec(5, 0), 0);
-	CHECK_EQ(virtq_index_nospec(299, 300), 299);
-	CHECK_EQ(virtq_index_nospec(0xfffffffeu, 0xffffffffu), 0xfffffffeu);
-	CHECK_EQ(virtq_index_nospec(0xffffffffu, 0xffffffffu), 0);
-}
-
 /* ---- used buffer notifications (the wait loop's wake-up) -------------------------------- */
 
 /* Would the device send a used buffer notification for moving used->idx from old to new?
@@ -1024,6 +1006,24 @@ static void test_notify_broken(void)
 	CHECK_EQ(virtq_used_pending(&f->q), 0);
 	CHECK(!virtq_enable_notify(&f->q));
 	fix_free(f);
+}
+
+/* The branch-free clamp on device-written indices: idx inside, 0 outside, at every edge. */
+static void test_index_nospec(void)
+{
+	for (uint32_t size = 1; size <= 65536; size *= 2) {
+		CHECK_EQ(virtq_index_nospec(0, size), 0);
+		CHECK_EQ(virtq_index_nospec(size - 1, size), size - 1);
+		CHECK_EQ(virtq_index_nospec(size, size), 0);
+		CHECK_EQ(virtq_index_nospec(size + 1, size), 0);
+		CHECK_EQ(virtq_index_nospec(0xffffffffu, size), 0);
+		CHECK_EQ(virtq_index_nospec(0x80000000u + size - 1, size), 0);
+	}
+	CHECK_EQ(virtq_index_nospec(0, 0), 0);
+	CHECK_EQ(virtq_index_nospec(5, 0), 0);
+	CHECK_EQ(virtq_index_nospec(299, 300), 299);
+	CHECK_EQ(virtq_index_nospec(0xfffffffeu, 0xffffffffu), 0xfffffffeu);
+	CHECK_EQ(virtq_index_nospec(0xffffffffu, 0xffffffffu), 0);
 }
 
 int main(void)
