@@ -442,7 +442,11 @@ static size_t balloon_oom(size_t want)
 				break;
 			continue;
 		}
-		size_t n = b->nheld < BATCH ? b->nheld : BATCH;
+		size_t n = want - given;
+		if (n > BATCH)
+			n = BATCH;
+		if (n > b->nheld)
+			n = b->nheld;
 		r->inflate = false;
 		r->n = (uint32_t)n;
 		b->nheld -= n;
@@ -470,8 +474,13 @@ static size_t balloon_oom(size_t want)
 		b->info.oom_pages += given;
 		b->info.oom_events++;
 		write_actual(b);
-		klog("balloon: deflate on OOM: %zu pages (%zu KiB) back for an allocation; %zu still in the balloon",
-		     given, given * 4, b->nheld);
+		/* Every time would flood the log when an application fills
+		 * memory a megabyte at a time: the 1st, 2nd, 4th, 8th... */
+		if ((b->info.oom_events & (b->info.oom_events - 1)) == 0)
+			klog("balloon: deflate on OOM (%lu so far): %zu pages (%zu KiB) back for an allocation, %lu KiB "
+			     "in all; %zu still in the balloon",
+			     (unsigned long)b->info.oom_events, given, given * 4,
+			     (unsigned long)(b->info.oom_pages * 4), b->nheld);
 	}
 	b->busy = false;
 	return given;

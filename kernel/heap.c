@@ -59,8 +59,9 @@ void *sbrk(ptrdiff_t incr)
 		 * pages in the way: then the heap is full. */
 		while (pmem_claim(heap_claimed, n) != 0) {
 			/* Deflate on OOM: the balloon gives back the lowest pages it
-			 * holds, which are the ones in the heap's way. */
-			if (!heap_oom_hook || !heap_oom_hook(n)) {
+			 * holds, which are the ones in the heap's way; as many as
+			 * are in the way, not the whole growth. */
+			if (!heap_oom_hook || !heap_oom_hook(pmem_taken_in(heap_claimed, n))) {
 				errno = ENOMEM;
 				return (void *)-1;
 			}

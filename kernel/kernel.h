@@ -87,6 +87,8 @@ uintptr_t pmem_top(void); /* end of the highest usable RAM */
 /* The largest free run of pages at boot: where the heap grows. */
 void pmem_largest_free(uintptr_t *start, uintptr_t *end);
 size_t pmem_free_pages(void);
+/* How many of the n pages from addr are not free (or not RAM). */
+size_t pmem_taken_in(uintptr_t addr, size_t n);
 /* For the balloon: up to n free pages (not zeroed), highest first, as page
  * frame numbers; returns how many. pmem_give() takes them back. */
 size_t pmem_take(uint32_t *pfns, size_t n);

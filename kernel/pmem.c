@@ -298,6 +298,14 @@ void pmem_give(const uint32_t *pfns, size_t n)
 
 size_t pmem_free_pages(void) { return free_pages; }
 
+size_t pmem_taken_in(uintptr_t addr, size_t n)
+{
+	size_t first = addr / PAGE_SIZE, taken = 0;
+	for (size_t i = first; i < first + n; i++)
+		taken += i >= npages || test(i);
+	return taken;
+}
+
 void pmem_set_oom_hook(size_t (*hook)(size_t npages)) { oom_hook = hook; }
 
 uintptr_t pmem_report_take(void)
