@@ -239,7 +239,7 @@ fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ))
 	done
 
 integration-test:
-	$(Q)for app in hello selftest blktool entropy; do $(MAKE) APP=$$app || exit 1; done
+	$(Q)for app in hello selftest blktool entropy memhog; do $(MAKE) APP=$$app || exit 1; done
 	$(Q)$(MAKE) efi
 	$(Q)$(PYTHON) -m pytest -q -ra tests/integration
 

@@ -477,10 +477,11 @@ static size_t balloon_oom(size_t want)
 		/* Every time would flood the log when an application fills
 		 * memory a megabyte at a time: the 1st, 2nd, 4th, 8th... */
 		if ((b->info.oom_events & (b->info.oom_events - 1)) == 0)
-			klog("balloon: deflate on OOM (%lu so far): %zu pages (%zu KiB) back for an allocation, %lu KiB "
-			     "in all; %zu still in the balloon",
-			     (unsigned long)b->info.oom_events, given, given * 4,
-			     (unsigned long)(b->info.oom_pages * 4), b->nheld);
+			klog(
+			    "balloon: deflate on OOM (%lu so far): %zu pages (%zu KiB) back for an allocation, %lu KiB "
+			    "in all; %zu still in the balloon",
+			    (unsigned long)b->info.oom_events, given, given * 4, (unsigned long)(b->info.oom_pages * 4),
+			    b->nheld);
 	}
 	b->busy = false;
 	return given;
