@@ -396,7 +396,10 @@ static bool balloon_poll(void *ctx)
 	}
 	if (!b->broken) {
 		any |= move(b);
-		any |= report(b, now);
+		/* Reported blocks are out of use until the device is done:
+		 * take them back now if it already is (QEMU answers at once). */
+		if (report(b, now))
+			any |= reap(b);
 		write_actual(b);
 		if (b->inflating || b->deflating) {
 			virtq_watchdog(&b->inflateq, now);
@@ -423,15 +426,23 @@ static uint64_t balloon_deadline(void *ctx)
 	return b->next_look;
 }
 
-/* Deflate on OOM, from inside an allocation that found no room: gives back
- * at least `want` pages (the lowest held), telling the host first and
+/* From inside an allocation that found no room: first the reported blocks
+ * the device is done with go back; then, with DEFLATE_ON_OOM, the balloon
+ * gives back `want` pages (the lowest held), telling the host first and
  * waiting for it. Returns the pages given back. */
 static size_t balloon_oom(size_t want)
 {
 	struct balloon *b = the;
-	if (!b || b->broken || b->busy || !b->oom_ok || b->nheld == 0)
+	if (!b || b->broken || b->busy)
 		return 0;
 	b->busy = true;
+	size_t reported = b->reporting;
+	reap(b);
+	size_t freed = (reported - b->reporting) * PMEM_REPORT_PAGES;
+	if (!b->oom_ok || b->nheld == 0 || freed >= want) {
+		b->busy = false;
+		return freed;
+	}
 	size_t given = 0;
 	uint64_t deadline = time_ns() + OOM_TELL_NS;
 	while (given < want && b->nheld && !b->broken) {
@@ -484,7 +495,7 @@ static size_t balloon_oom(size_t want)
 			    b->nheld);
 	}
 	b->busy = false;
-	return given;
+	return freed + given;
 }
 
 int virtio_balloon_probe(const struct virtio_dev *found, char *note, size_t note_len)
@@ -548,7 +559,7 @@ int virtio_balloon_probe(const struct virtio_dev *found, char *note, size_t note
 	wait_add_source(&b->ws);
 	time_tick_set(balloon_tick, TICK_NS);
 	the = b;
-	if (b->oom_ok) {
+	if (b->oom_ok || b->has_report) {
 		heap_set_oom_hook(balloon_oom);
 		pmem_set_oom_hook(balloon_oom);
 	}
