@@ -63,7 +63,7 @@ _Noreturn void panic(const char *fmt, ...)
 #define FIRST_PFN  0x100
 static bool taken[FAKE_PAGES]; /* by the allocator's other users or the balloon */
 static size_t nfree;
-static size_t (*oom_hook)(size_t);
+static size_t (*oom_hook)(size_t), (*heap_hook)(size_t);
 
 size_t pmem_total_pages(void) { return FAKE_PAGES; }
 size_t pmem_free_pages(void) { return nfree; }
@@ -92,10 +92,26 @@ void pmem_give(const uint32_t *pfns, size_t n)
 
 /* The driver's own memory (its PFN list, request slots) is real. */
 void *page_alloc(size_t n) { return calloc(n, PAGE_SIZE); }
-uintptr_t pmem_report_take(void) { return 0; }
-void pmem_report_done(uintptr_t addr) { (void)addr; }
+/* Free page reporting: `report_free` free 2 MiB blocks at made-up
+ * addresses; a block is out of use from take to done. */
+static unsigned report_free, report_out, report_done;
+uintptr_t pmem_report_take(void)
+{
+	if (!report_free)
+		return 0;
+	report_free--;
+	report_out++;
+	return (uintptr_t)(0x40000000u + report_out * PMEM_REPORT_PAGES * PAGE_SIZE);
+}
+void pmem_report_done(uintptr_t addr)
+{
+	CHECK(addr % (PMEM_REPORT_PAGES * PAGE_SIZE) == 0);
+	CHECK(report_out > 0);
+	report_out--;
+	report_done++;
+}
 void pmem_set_oom_hook(size_t (*hook)(size_t)) { oom_hook = hook; }
-void heap_set_oom_hook(size_t (*hook)(size_t)) { (void)hook; }
+void heap_set_oom_hook(size_t (*hook)(size_t)) { heap_hook = hook; }
 size_t heap_claimed_bytes(void) { return 0; }
 static void (*tick)(void);
 void time_tick_set(void (*fn)(void), uint64_t period_ns)
@@ -114,7 +130,9 @@ static struct {
 	uint16_t last_avail[4], used_idx[4];
 	bool in_balloon[FAKE_PAGES];
 	uint32_t pages; /* in the balloon, as the device counts */
-	bool hold_deflates;
+	bool hold_deflates, hold_reports;
+	int stats_q, report_q; /* their indices, or -1 */
+	unsigned reports_seen;
 	bool bad_pfn; /* a request named a page it should not have */
 	unsigned stats_seen;
 	bool reset;
@@ -136,7 +154,7 @@ static void dev_step(int qi)
 	if (!q || dev.reset)
 		return;
 	while (dev.last_avail[qi] != q->avail->idx) {
-		if (qi == 1 && dev.hold_deflates)
+		if ((qi == 1 && dev.hold_deflates) || (qi == dev.report_q && dev.hold_reports))
 			return;
 		uint16_t head = q->avail->ring[dev.last_avail[qi] % q->size];
 		dev.last_avail[qi]++;
@@ -153,9 +171,13 @@ static void dev_step(int qi)
 				dev.in_balloon[k] = qi == 0;
 				dev.pages += qi == 0 ? 1 : -1;
 			}
-		} else if (qi == 2) {
+		} else if (qi == dev.stats_q) {
 			dev.stats_seen++;
 			continue; /* held until the host wants figures */
+		} else if (qi == dev.report_q) {
+			/* One free block, device-writable (§5.5.6.6). */
+			CHECK(d->flags == VIRTQ_DESC_F_WRITE && d->len == PMEM_REPORT_PAGES * PAGE_SIZE);
+			dev.reports_seen++;
 		}
 		dev_use(qi, head, 0);
 	}
@@ -235,12 +257,17 @@ static void fresh(uint64_t offered, size_t other_users)
 	memset(&dev, 0, sizeof(dev));
 	memset(taken, 0, sizeof(taken));
 	the = NULL;
-	oom_hook = NULL;
+	oom_hook = heap_hook = NULL;
+	report_free = report_out = report_done = 0;
 	/* The kernel and the app hold the lowest pages. */
 	for (size_t i = 0; i < other_users; i++)
 		taken[i] = true;
 	nfree = FAKE_PAGES - other_users;
 	dev.offered = offered;
+	/* Queues that do not exist take no index. */
+	int next = 2;
+	dev.stats_q = offered >> VIRTIO_BALLOON_F_STATS_VQ & 1 ? next++ : -1;
+	dev.report_q = offered >> VIRTIO_BALLOON_F_REPORTING & 1 ? next++ : -1;
 	struct virtio_dev vd = {.modern = true};
 	char note[40];
 	CHECK_EQ(virtio_balloon_probe(&vd, note, sizeof(note)), 0);
@@ -370,11 +397,11 @@ static void test_stats_refilled(void)
 {
 	fresh(1ull << VIRTIO_BALLOON_F_STATS_VQ, 0);
 	CHECK_EQ(dev.stats_seen, 1);
-	struct virtq *q = dev.q[2];
-	uint16_t head = q->avail->ring[(uint16_t)(dev.last_avail[2] - 1) % q->size];
+	struct virtq *q = dev.q[dev.stats_q];
+	uint16_t head = q->avail->ring[(uint16_t)(dev.last_avail[dev.stats_q] - 1) % q->size];
 	dev.num_pages = 1024;
 	run(5);
-	dev_use(2, head, 0); /* the host wants figures */
+	dev_use(dev.stats_q, head, 0); /* the host wants figures */
 	run(1);
 	CHECK_EQ(dev.stats_seen, 2);
 	CHECK_EQ(the->info.stats_sent, 1);
@@ -412,6 +439,40 @@ static void test_tick(void)
 	CHECK_EQ(dev.actual, 700);
 }
 
+/* Free page reporting: free blocks go to the device, and come back when it
+ * is done; an allocation that fails meanwhile gets them back first. */
+static void test_reporting(void)
+{
+	fresh(1ull << VIRTIO_BALLOON_F_STATS_VQ | 1ull << VIRTIO_BALLOON_F_REPORTING, 0);
+	CHECK_EQ(dev.report_q, 3); /* after statsq, with no free_page_vq */
+	CHECK(heap_hook != NULL);
+	report_free = 5;
+	fake_ns += REPORT_NS; /* the probe looked once already */
+	run(3);
+	CHECK_EQ(dev.reports_seen, 5);
+	CHECK_EQ(report_done, 5);
+	CHECK_EQ(report_out, 0);
+	CHECK_EQ(the->info.reported_blocks, 5);
+	/* The device keeps two: out of use until it answers. */
+	dev.hold_reports = true;
+	report_free = 2;
+	fake_ns += REPORT_NS;
+	run(1);
+	CHECK_EQ(report_out, 2);
+	CHECK_EQ(heap_hook(10), 0); /* nothing to give yet */
+	dev.hold_reports = false;
+	dev_step(dev.report_q);
+	CHECK_EQ(heap_hook(10), 2 * PMEM_REPORT_PAGES);
+	CHECK_EQ(report_out, 0);
+	/* No reporting while the balloon still wants pages. */
+	dev.num_pages = 100000;
+	report_free = 3;
+	fake_ns += REPORT_NS;
+	the->next_report = 0;
+	source->poll(source->ctx);
+	CHECK_EQ(report_free, 3);
+}
+
 int main(void)
 {
 	RUN_TEST(test_follows_target);
@@ -422,5 +483,6 @@ int main(void)
 	RUN_TEST(test_bogus_completion);
 	RUN_TEST(test_stats_refilled);
 	RUN_TEST(test_tick);
+	RUN_TEST(test_reporting);
 	return check_report();
 }
