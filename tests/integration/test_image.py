@@ -490,7 +490,11 @@ def test_libvirt_boot(images, tmp_path, request):
         if re.search(r"^exit status: \d+$", out, re.M):
             break
         if daemons.virsh("domstate", name, check=False).returncode != 0:
-            break                       # gone: powered off (on_poweroff=destroy)
+            # Gone: powered off (on_poweroff=destroy). It may have written its
+            # last lines after the read above: read once more.
+            time.sleep(0.5)
+            out = serial.read_text(errors="replace").replace("\r\n", "\n") if serial.exists() else ""
+            break
         time.sleep(0.25)
     else:
         raise AssertionError("no `exit status` from the libvirt guest within %d s:\n%s\n%s"
