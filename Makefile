@@ -45,7 +45,11 @@ COMMON_FLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pie -fno-pic -mno-red-zone
 	-D_POSIX_TIMERS=1 -D_POSIX_MONOTONIC_CLOCK=200112L \
 	-Wall -Wextra -Werror -MMD -MP
 # The kernel never touches SSE/x87 registers, so it need not save them.
-KERNEL_CFLAGS := $(COMMON_FLAGS) -mgeneral-regs-only
+# lwIP's headers and Ringlet's port of it (kernel/net: lwipopts.h, arch/cc.h).
+LWIP := $(BUILD)/lwip
+LWIP_SRC := $(LWIP)/src/src
+LWIP_INCLUDES := -I$(LWIP_SRC)/include -Ikernel/net
+KERNEL_CFLAGS := $(COMMON_FLAGS) -mgeneral-regs-only $(LWIP_INCLUDES)
 APP_CFLAGS := $(COMMON_FLAGS)
 LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexecstack
 
@@ -53,18 +57,38 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c boot/bootparse.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/irq.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c kernel/chacha20.c kernel/random.c \
+	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
 	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_balloon.c drivers/virtio_blk.c \
-	drivers/virtio_rng.c
+	drivers/virtio_rng.c drivers/virtio_net.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
+# The network stack's kernel side: an archive like lwIP, so an application that never calls
+# the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
+# weak reference to net_start().
+NET_SRCS := kernel/net/net.c kernel/net/netif.c kernel/net/sys_arch.c kernel/net/socket.c kernel/net/resolv.c kernel/net/inet.c
+# lwIP 2.1.3 (scripts/deps fetches it into build/lwip/): the core, IPv4, IPv6 and Ethernet,
+# compiled with the kernel's flags into an archive, so that only what is used is linked.
+LWIP_FILES := core/def.c core/dns.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
+	core/netif.c core/pbuf.c core/raw.c core/stats.c core/sys.c core/tcp.c core/tcp_in.c core/tcp_out.c \
+	core/timeouts.c core/udp.c \
+	core/ipv4/dhcp.c core/ipv4/etharp.c core/ipv4/icmp.c core/ipv4/igmp.c core/ipv4/ip4.c \
+	core/ipv4/ip4_addr.c core/ipv4/ip4_frag.c \
+	core/ipv6/ethip6.c core/ipv6/icmp6.c core/ipv6/inet6.c core/ipv6/ip6.c core/ipv6/ip6_addr.c \
+	core/ipv6/ip6_frag.c core/ipv6/mld6.c core/ipv6/nd6.c \
+	netif/ethernet.c
+LWIP_SRCS := $(addprefix $(LWIP_SRC)/,$(LWIP_FILES))
+LWIP_OBJS := $(patsubst %.c,$(LWIP)/obj/%.o,$(LWIP_FILES))
+LWIP_LIB := $(LWIP)/liblwip.a
 
 KOBJ := $(BUILD)/kernel
 AOBJ := $(BUILD)/$(APP)/obj
 KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
+NET_SRCS += kernel/net/offload.c
+NET_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(NET_SRCS)))
+NET_LIB := $(KOBJ)/libnet.a
 APP_OBJS := $(patsubst %,$(AOBJ)/%.o,$(basename $(APP_SRCS))) $(AOBJ)/appname.o
-LIBS := --start-group $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
+LIBS := --start-group $(NET_LIB) $(LWIP_LIB) $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/libm.a $(LIBGCC) --end-group
 
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
@@ -84,7 +108,26 @@ endif
 $(NEWLIB)/lib/libc.a: scripts/deps
 	$(Q)scripts/deps --quiet build
 
-$(KOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
+# lwIP's sources: scripts/deps fetches them (apt-get source, see there).
+$(LWIP)/stamp: scripts/deps
+	$(Q)scripts/deps --quiet net
+$(LWIP_SRCS): | $(LWIP)/stamp ;
+
+$(LWIP)/obj/%.o: $(LWIP_SRC)/%.c | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      lwip/$*.c")
+	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
+
+$(LWIP_LIB): $(LWIP_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(NET_LIB): $(NET_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Every kernel source may include lwIP's headers: fetch them first.
+$(KOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a $(LWIP)/stamp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
@@ -110,7 +153,7 @@ $(AOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a
 # Two links: the first with an empty symbol table, from which scripts/ksyms
 # makes the real one for the second. The table sits after all code, so the
 # functions must not move between the two; the cmp checks it.
-$(ELF): $(KERNEL_OBJS) $(APP_OBJS) linker.ld scripts/ksyms
+$(ELF): $(KERNEL_OBJS) $(APP_OBJS) $(NET_LIB) $(LWIP_LIB) linker.ld scripts/ksyms
 	@mkdir -p $(OUT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)scripts/ksyms > $(OUT)/ksyms0.S
@@ -154,7 +197,7 @@ debug: $(ELF)
 
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
-	test_virtio_rng test_bootinfo test_virtio_balloon
+	test_virtio_rng test_bootinfo test_virtio_net test_net_offload test_virtio_balloon
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit -Iinclude
 
@@ -186,6 +229,14 @@ $(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/vir
 $(BUILD)/tests/test_virtio_balloon: UNIT_EXTRA := -include tests/unit/fake_io.h
 $(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
 		tests/unit/check.h
+$(BUILD)/tests/test_net_offload: tests/unit/test_net_offload.c kernel/net/offload.c kernel/net/offload.h tests/unit/check.h
+# The driver is #included by its test (a fresh start per test case), so not compiled again here.
+$(BUILD)/tests/test_virtio_net: tests/unit/test_virtio_net.c drivers/virtio_net.c drivers/virtio_net.h \
+		drivers/virtio/virtio.c drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h \
+		drivers/virtio/virtio_dev.h tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  HOSTCC  $@")
+	$(Q)gcc $(UNIT_CFLAGS) tests/unit/test_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
@@ -201,7 +252,7 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/). An input
 # that takes over 10 s (a walk that never ends) counts as a crash.
-FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2
+FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 virtio_net inet
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -214,6 +265,16 @@ $(BUILD)/fuzz/fuzz_virtio_caps: tests/fuzz/fuzz_virtio_caps.c drivers/virtio/vir
 	drivers/virtio/virtio_pci_caps.h drivers/virtio/virtio.h
 $(BUILD)/fuzz/fuzz_pvh: tests/fuzz/fuzz_pvh.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
 $(BUILD)/fuzz/fuzz_mb2: tests/fuzz/fuzz_mb2.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
+# The driver and the unit test's fake device come in by #include; the virtio core is linked.
+$(BUILD)/fuzz/fuzz_virtio_net: tests/fuzz/fuzz_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c \
+		tests/unit/test_virtio_net.c drivers/virtio_net.c drivers/virtio_net.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
+# inet.c against glibc in one program: Ringlet's names renamed.
+$(BUILD)/fuzz/fuzz_inet: FUZZ_CFLAGS += -Dinet_pton=ringlet_inet_pton -Dinet_ntop=ringlet_inet_ntop \
+	-Dinet_aton=ringlet_inet_aton -Dinet_addr=ringlet_inet_addr -Dinet_ntoa=ringlet_inet_ntoa
+$(BUILD)/fuzz/fuzz_inet: tests/fuzz/fuzz_inet.c kernel/net/inet.c
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
@@ -264,9 +325,10 @@ format-check:
 		{ echo "error: run 'make format' (clang-format) and commit" >&2; exit 1; }
 
 clean:
-	rm -rf $(BUILD)/kernel $(BUILD)/tests $(filter-out $(BUILD)/newlib $(BUILD)/kvmprobe,$(wildcard $(BUILD)/*))
+	rm -rf $(BUILD)/kernel $(BUILD)/tests $(LWIP)/obj $(LWIP_LIB) \
+		$(filter-out $(BUILD)/newlib $(BUILD)/lwip $(BUILD)/apt $(BUILD)/kvmprobe,$(wildcard $(BUILD)/*))
 
 distclean:
 	rm -rf $(BUILD)
 
--include $(KERNEL_OBJS:.o=.d) $(APP_OBJS:.o=.d)
+-include $(KERNEL_OBJS:.o=.d) $(NET_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(LWIP_OBJS:.o=.d)

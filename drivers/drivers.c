@@ -12,12 +12,16 @@
 #include "virtio/virtio_dev.h"
 #include "virtio_balloon.h"
 #include "virtio_blk.h"
+#include "virtio_net.h"
 #include "virtio_rng.h"
 
 /* Gives a found device to its driver; 0, or a negative errno. */
 static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t note_len)
 {
 	switch (vd->type) {
+	case VIRTIO_ID_NET:
+		*driver = "virtio-net";
+		return virtio_net_probe(vd, note, note_len);
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);

@@ -24,6 +24,8 @@ struct fd_ops {
 	/* optional: which of POLLIN, POLLOUT, POLLERR, POLLHUP (<poll.h>)
 	 * hold now; without it a file is always readable and writable. */
 	short (*poll)(void *ctx);
+	/* optional: fcntl(F_SETFL) changed the flags (O_NONBLOCK). */
+	void (*set_flags)(void *ctx, int flags);
 	bool is_tty;
 };
 
@@ -36,5 +38,8 @@ int fd_install(const struct fd_ops *ops, void *ctx, int flags);
  * (errno EBADF for no such descriptor, ENOTSOCK-style checks are the
  * caller's: it knows what it expected). */
 void *fd_ctx(int fd, const struct fd_ops *ops);
+/* poll()'s view of fd (kernel/poll.c): which of POLLIN, POLLOUT, POLLERR,
+ * POLLHUP hold now, or POLLNVAL when fd is not open. */
+short fd_poll(int fd);
 
 #endif

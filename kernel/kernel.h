@@ -36,9 +36,14 @@ _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 
 /* Kernel options from the command line (before `--`). */
 struct kernel_options {
-	bool quiet;        /* quiet: no kernel log lines, only the app's output */
-	bool debug;        /* debug: more log lines */
-	size_t stack_size; /* stack=SIZE: the application's stack */
+	bool quiet;          /* quiet: no kernel log lines, only the app's output */
+	bool debug;          /* debug: more log lines */
+	size_t stack_size;   /* stack=SIZE: the application's stack */
+	unsigned net_wait_s; /* netwait=SECONDS: how long main() waits for DHCP (0: not at all) */
+	/* Static network configuration (kernel/net/net.c); NULL: ask DHCP. */
+	const char *net_ip;  /* ip=10.0.2.15/24[,eth1's,...]: "dhcp" for one that asks */
+	const char *net_gw;  /* gw=10.0.2.2 */
+	const char *net_dns; /* dns=10.0.2.3 */
 };
 extern struct kernel_options kopt;
 

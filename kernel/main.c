@@ -19,9 +19,10 @@
 #include "fd.h"
 #include "io.h"
 #include "kernel.h"
+#include "net/net.h"
 #include "random.h"
 
-struct kernel_options kopt = {.stack_size = 512 * 1024};
+struct kernel_options kopt = {.stack_size = 512 * 1024, .net_wait_s = 5};
 
 extern int main(int argc, char **argv);
 extern const char ringlet_app_name[]; /* build/APP/obj/appname.c, made by the Makefile */
@@ -86,6 +87,14 @@ static bool kernel_option(const char *w, bool warn)
 		kopt.quiet = true;
 	else if (strcmp(w, "debug") == 0)
 		kopt.debug = true;
+	else if (strncmp(w, "ip=", 3) == 0 && w[3])
+		kopt.net_ip = w + 3;
+	else if (strncmp(w, "gw=", 3) == 0 && w[3])
+		kopt.net_gw = w + 3;
+	else if (strncmp(w, "dns=", 4) == 0 && w[4])
+		kopt.net_dns = w + 4;
+	else if (strncmp(w, "netwait=", 8) == 0 && cmdline_parse_size(w + 8, &size) == 0 && size <= 3600)
+		kopt.net_wait_s = (unsigned)size;
 	else if (strncmp(w, "stack=", 6) == 0 && cmdline_parse_size(w + 6, &size) == 0 && size >= 16384 &&
 	         size <= (1ull << 30))
 		kopt.stack_size = size;
@@ -165,6 +174,9 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 	blk_init();
 	random_init();
 	stack_guard_reseed();
+	/* The network, when the application uses it (else net_start is not linked in). */
+	if (net_start)
+		net_start(kopt.net_wait_s);
 
 	uintptr_t top = stack_alloc(kopt.stack_size, "main stack");
 	stack_switch_call(top, app_start);

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,7 +27,7 @@
 #include "kernel.h"
 #include "wait.h"
 
-#define MAX_FDS     32
+#define MAX_FDS     64 /* FD_SETSIZE in newlib's <sys/select.h> */
 #define MAX_DEVICES 16
 
 struct open_file {
@@ -155,6 +157,45 @@ void *fd_ctx(int fd, const struct fd_ops *ops)
 {
 	struct open_file *f = file_get(fd);
 	return f && f->ops == ops ? f->ctx : NULL;
+}
+
+short fd_poll(int fd)
+{
+	if (fd < 0 || fd >= MAX_FDS || !files[fd].ops)
+		return POLLNVAL;
+	const struct open_file *f = &files[fd];
+	return f->ops->poll ? f->ops->poll(f->ctx) : POLLIN | POLLOUT;
+}
+
+/* F_GETFL and F_SETFL for every descriptor: only O_NONBLOCK and O_APPEND
+ * change, as on Linux; the descriptor's ops hear of it (sockets wait or
+ * not by it). Descriptors have no close-on-exec: there is no exec. */
+int fcntl(int fd, int cmd, ...)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return -1;
+	va_list ap;
+	va_start(ap, cmd);
+	int arg = cmd == F_SETFL || cmd == F_SETFD ? va_arg(ap, int) : 0;
+	va_end(ap);
+	switch (cmd) {
+	case F_GETFL:
+		return f->flags;
+	case F_SETFL: {
+		const int changeable = O_NONBLOCK | O_APPEND;
+		f->flags = (f->flags & ~changeable) | (arg & changeable);
+		if (f->ops->set_flags)
+			f->ops->set_flags(f->ctx, f->flags);
+		return 0;
+	}
+	case F_GETFD:
+	case F_SETFD:
+		return 0;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
 }
 
 int close(int fd)
@@ -416,4 +457,3 @@ NOSYS(int wait(int *s))
 NOSYS(int link(const char *a, const char *b))
 NOSYS(int unlink(const char *p))
 NOSYS(int mkdir(const char *p, mode_t m))
-NOSYS(int fcntl(int fd, int cmd, ...))

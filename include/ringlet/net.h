@@ -1,0 +1,44 @@
+/*
+ * <ringlet/net.h>: the network interfaces as an application sees them, beyond the BSD
+ * sockets: their names, MACs and addresses, and a wait for the network to be configured.
+ *
+ *	struct ringlet_netif nif;
+ *	if (ringlet_net_wait(5000000000ull) == 0 && ringlet_net_info(0, &nif) == 0)
+ *		printf("%s %s\n", nif.name, nif.ipv4);
+ */
+#ifndef RINGLET_NET_H_PUBLIC
+#define RINGLET_NET_H_PUBLIC
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ringlet_netif {
+	char name[8];       /* "eth0" */
+	uint8_t mac[6];     /* from the device, or made up (locally administered) when it had none */
+	uint16_t mtu;       /* bytes of IP packet */
+	bool link_up;       /* the device reports its link up (and has not been stopped) */
+	bool dhcp;          /* the IPv4 address came (or is to come) from DHCP */
+	char ipv4[16];      /* dotted quad; "0.0.0.0" while there is none */
+	unsigned prefix;    /* IPv4 prefix length */
+	char gateway[16];   /* "0.0.0.0": none */
+	char ipv6[48];      /* the first valid IPv6 address (link-local first), or "" */
+	char features[128]; /* the virtio features taken: "v1 mac status mrg_rxbuf ..." */
+	/* Counters since boot: frames the device gave us and we gave it, received frames the
+	 * driver dropped (malformed), frames lwIP sent that could not be queued. */
+	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
+	uint32_t rx_posted; /* receive buffers the device holds now (the ring kept full) */
+	char wake[16];      /* how the NIC wakes a halted guest: "msix", "irq 5", "timer only" */
+	uint64_t wakeups;   /* interrupts it raised to do so */
+};
+
+/* Number of network interfaces. */
+int ringlet_net_count(void);
+/* Interface i: 0, or -1 when there is none. */
+int ringlet_net_info(int i, struct ringlet_netif *out);
+/* Waits up to timeout_ns until every interface has an IPv4 address: 0, or -1 (timed out,
+ * or no interface at all). */
+int ringlet_net_wait(uint64_t timeout_ns);
+/* Keeps the network running (answers ARP and ping, runs the timers) for ns nanoseconds. */
+void ringlet_net_run(uint64_t ns);
+
+#endif

@@ -1,0 +1,350 @@
+/*
+ * kernel/net/net.c: the network's start-up and its place in the wait loop.
+ * Implements: lwIP 2.1.3 with NO_SYS (doc/NO_SYS_SampleCode.c's shape: netif_add, then
+ *             input from the driver and sys_check_timeouts() from one loop), RFC 2131 DHCP
+ *             through lwIP's client, RFC 4862 SLAAC through lwIP's.
+ * Try it:     scripts/run --net user netinfo         (DHCP: eth0 10.0.2.15/24)
+ *             scripts/run --net user --append 'ip=10.0.2.20/24 gw=10.0.2.2 dns=10.0.2.3' netinfo
+ *
+ * One wait source covers the network: its poll runs every NIC (frames in, transmit buffers
+ * reclaimed, the receive ring refilled) and then lwIP's timers; its deadline is lwIP's next
+ * timer. When every NIC has a wake-up interrupt (MSI-X, or the IOAPIC on microvm), arm turns
+ * the receive queues' used-buffer notifications on before the loop halts, so a frame ends the
+ * halt; a NIC without one caps the deadline at NET_POLL_NS instead, so a frame waits at most
+ * that long in a halted loop.
+ *
+ * Each NIC takes a static address from the kernel option ip= (a comma list: eth0's, eth1's,
+ * ...; "dhcp" or nothing: ask DHCP), and eth0 the gateway gw= and name server dns=. Every NIC
+ * also gets an IPv6 link-local address and SLAAC.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../kernel.h"
+#include "../wait.h"
+#include "lwip/dhcp.h"
+#include "lwip/dns.h"
+#include "lwip/init.h"
+#include "lwip/ip4_addr.h"
+#include "lwip/netif.h"
+#include "lwip/timeouts.h"
+#include "net.h"
+#include "nic.h"
+
+static struct nic nics[VIRTIO_NET_MAX_NICS];
+static int nnics;
+static bool started;
+static bool addresses_changed; /* set by lwIP's callback; the log line waits for the whole change */
+
+static void log_addresses(struct nic *nic);
+
+bool net_present(void) { return nnics > 0; }
+
+static bool net_poll(void *ctx)
+{
+	(void)ctx;
+	bool any = false;
+	for (int i = 0; i < nnics; i++) {
+		struct nic *nic = &nics[i];
+		any |= nic_poll(nic);
+		bool up = virtio_net_link_up(nic->dev);
+		if (up != nic->link_up) {
+			nic->link_up = up;
+			if (up)
+				netif_set_link_up(&nic->netif);
+			else
+				netif_set_link_down(&nic->netif);
+		}
+	}
+	sys_check_timeouts();
+	/* lwIP reports an address, then the netmask, then the gateway, one callback each:
+	 * log once the pass is over and all three are in. */
+	if (addresses_changed) {
+		addresses_changed = false;
+		for (int i = 0; i < nnics; i++)
+			log_addresses(&nics[i]);
+	}
+	return any;
+}
+
+/*
+ * lwIP's next timer; and, when some NIC cannot wake the loop (see the top), at most
+ * NET_POLL_NS away, so that a frame arriving while the loop halts waits that long at most.
+ */
+#define NET_POLL_NS 1000000ull
+static bool all_can_wake; /* every NIC has a wake-up interrupt: arm, and no cap */
+
+static uint64_t net_deadline(void *ctx)
+{
+	(void)ctx;
+	uint64_t now = time_ns();
+	u32_t ms = sys_timeouts_sleeptime();
+	uint64_t next = ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? WAIT_FOREVER : now + (uint64_t)ms * 1000000;
+	if (all_can_wake)
+		return next;
+	return next < now + NET_POLL_NS ? next : now + NET_POLL_NS;
+}
+
+static bool net_arm(void *ctx)
+{
+	(void)ctx;
+	bool pending = false;
+	for (int i = 0; i < nnics; i++)
+		pending |= virtio_net_arm(nics[i].dev);
+	return pending;
+}
+
+static void net_disarm(void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < nnics; i++)
+		virtio_net_disarm(nics[i].dev);
+}
+
+static struct wait_source net_source = {.name = "net", .poll = net_poll, .deadline = net_deadline};
+
+static const char *mac_text(const uint8_t *m, char buf[18])
+{
+	ksnprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+	return buf;
+}
+
+/* "10.0.2.15/24", "fe80::..." etc. for the log: one line per new address. */
+static void log_addresses(struct nic *nic)
+{
+	struct netif *nif = &nic->netif;
+	if (!ip4_addr_isany_val(*netif_ip4_addr(nif)) && !nic->v4_logged) {
+		char ip[16], gw[16], dns[16] = "none";
+		ip4addr_ntoa_r(netif_ip4_addr(nif), ip, sizeof(ip));
+		ip4addr_ntoa_r(netif_ip4_gw(nif), gw, sizeof(gw));
+		const ip_addr_t *d = dns_getserver(0);
+		if (IP_IS_V4(d) && !ip4_addr_isany_val(*ip_2_ip4(d)))
+			ip4addr_ntoa_r(ip_2_ip4(d), dns, sizeof(dns));
+		int prefix = __builtin_popcount(ip4_addr_get_u32(netif_ip4_netmask(nif)));
+		klog("%s: %s/%d gateway %s dns %s (%s)", nic->info.name, ip, prefix, gw, dns,
+		     nic->dhcp ? "DHCP" : "static");
+		nic->v4_logged = true;
+	} else if (ip4_addr_isany_val(*netif_ip4_addr(nif)))
+		nic->v4_logged = false;
+	for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++) {
+		bool valid = ip6_addr_isvalid(netif_ip6_addr_state(nif, i));
+		if (valid && !(nic->v6_logged & (1u << i))) {
+			char a[48];
+			ip6addr_ntoa_r(netif_ip6_addr(nif, i), a, sizeof(a));
+			klog("%s: %s (IPv6 %s)", nic->info.name, a, i == 0 ? "link-local" : "SLAAC");
+		}
+		if (valid)
+			nic->v6_logged |= 1u << i;
+		else
+			nic->v6_logged &= ~(1u << i);
+	}
+}
+
+static void ext_status(struct netif *nif, netif_nsc_reason_t reason, const netif_ext_callback_args_t *args)
+{
+	(void)args;
+	(void)nif;
+	if (reason &
+	    (LWIP_NSC_IPV4_SETTINGS_CHANGED | LWIP_NSC_IPV4_ADDRESS_CHANGED | LWIP_NSC_IPV6_ADDR_STATE_CHANGED))
+		addresses_changed = true;
+}
+
+/* "10.0.2.15/24" into addr and netmask; false when it is not that. */
+static bool parse_cidr(const char *s, ip4_addr_t *addr, ip4_addr_t *mask)
+{
+	char buf[24];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (!ip4addr_aton(buf, addr))
+		return false;
+	unsigned prefix = 24;
+	if (slash) {
+		const char *p = slash + 1;
+		if (!*p)
+			return false;
+		prefix = 0;
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9' || prefix > 32)
+				return false;
+			prefix = prefix * 10 + (unsigned)(*p - '0');
+		}
+		if (prefix > 32)
+			return false;
+	}
+	ip4_addr_set_u32(mask, prefix ? lwip_htonl(0xffffffffu << (32 - prefix)) : 0);
+	return true;
+}
+
+/*
+ * The static configuration of NIC `index`: the index-th word of ip=ADDR/PREFIX[,ADDR/PREFIX...]
+ * ("dhcp" for one that asks DHCP); gw= and dns= go with eth0. False (with a log line for a
+ * malformed one) when the NIC is to ask DHCP.
+ */
+static bool static_config(struct nic *nic, int index)
+{
+	ip4_addr_t addr, mask, gw = {0}, dns;
+	char word[24];
+	const char *s = kopt.net_ip;
+	for (int i = 0; s && i < index; i++) {
+		s = strchr(s, ',');
+		s = s ? s + 1 : NULL;
+	}
+	if (!s || !*s)
+		return false;
+	size_t n = strcspn(s, ",");
+	if (n >= sizeof(word)) {
+		klog("%s: ip= word too long: asking DHCP instead", nic->info.name);
+		return false;
+	}
+	memcpy(word, s, n);
+	word[n] = '\0';
+	if (strcmp(word, "dhcp") == 0)
+		return false;
+	if (!parse_cidr(word, &addr, &mask)) {
+		klog("%s: ip=%s is not ADDR/PREFIX: asking DHCP instead", nic->info.name, word);
+		return false;
+	}
+	if (index == 0 && kopt.net_gw && !ip4addr_aton(kopt.net_gw, &gw)) {
+		klog("%s: gw=%s is not an address: no gateway", nic->info.name, kopt.net_gw);
+		ip4_addr_set_zero(&gw);
+	}
+	if (index == 0 && kopt.net_dns) {
+		if (ip4addr_aton(kopt.net_dns, &dns)) {
+			ip_addr_t d;
+			ip_addr_copy_from_ip4(d, dns);
+			dns_setserver(0, &d);
+		} else
+			klog("dns=%s is not an address (ignored)", kopt.net_dns);
+	}
+	netif_set_addr(&nic->netif, &addr, &mask, &gw);
+	return true;
+}
+
+void net_init(void)
+{
+	static netif_ext_callback_t ext_cb;
+	if (started)
+		return;
+	started = true;
+	if (virtio_net_count() == 0)
+		return; /* no NIC: lwIP stays unstarted, and costs nothing */
+	lwip_init();
+	netif_add_ext_callback(&ext_cb, ext_status);
+	for (int i = 0; i < virtio_net_count() && nnics < VIRTIO_NET_MAX_NICS; i++) {
+		struct nic *nic = &nics[nnics];
+		memset(nic, 0, sizeof(*nic));
+		if (nic_add(nic, virtio_net_get(i)) != 0) {
+			klog("eth%d: lwIP has no room for another interface", i);
+			continue;
+		}
+		nnics++;
+		char mac[18];
+		klog("%s: %s %s, mtu %u, %s%s", nic->info.name, nic->info.transport, nic->info.where, nic->info.mtu,
+		     mac_text(nic->info.mac, mac), nic->info.mac_from_device ? "" : " (made up)");
+		klog("%s: features: %s", nic->info.name, nic->features[0] ? nic->features : "none");
+		if (i == 0)
+			netif_set_default(&nic->netif);
+		nic->link_up = virtio_net_link_up(nic->dev);
+		if (nic->link_up)
+			netif_set_link_up(&nic->netif);
+		netif_set_up(&nic->netif);
+		nic->dhcp = !static_config(nic, i);
+		if (nic->dhcp)
+			dhcp_start(&nic->netif);
+		netif_create_ip6_linklocal_address(&nic->netif, 1);
+		netif_set_ip6_autoconfig_enabled(&nic->netif, 1);
+		log_addresses(nic);
+	}
+	all_can_wake = nnics > 0;
+	for (int i = 0; i < nnics; i++)
+		all_can_wake &= virtio_net_can_wake(nics[i].dev);
+	if (all_can_wake) {
+		net_source.arm = net_arm;
+		net_source.disarm = net_disarm;
+	}
+	if (nnics)
+		wait_add_source(&net_source);
+}
+
+void net_start(unsigned wait_s)
+{
+	net_init();
+	/* A LAN without a DHCP server must not hold the boot up for long: a few seconds. */
+	if (nnics && wait_s && net_wait_configured(time_ns() + wait_s * NSEC_PER_SEC) != 0)
+		for (int i = 0; i < nnics; i++)
+			if (ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
+				klog("%s: no IPv4 address after %u s; starting the application anyway",
+				     nics[i].info.name, wait_s);
+}
+
+/* Every NIC has its IPv4 address (static, or from DHCP). */
+static bool configured(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < nnics; i++)
+		if (ip4_addr_isany_val(*netif_ip4_addr(&nics[i].netif)))
+			return false;
+	return true;
+}
+
+int net_wait_configured(uint64_t deadline_ns)
+{
+	if (!nnics)
+		return -ENODEV;
+	return wait_until(configured, NULL, deadline_ns);
+}
+
+void net_run_until(uint64_t deadline_ns)
+{
+	if (nnics)
+		wait_until(NULL, NULL, deadline_ns);
+	else
+		time_sleep_ns(deadline_ns > time_ns() ? deadline_ns - time_ns() : 0);
+}
+
+int net_if_info(int i, struct ringlet_netif *out)
+{
+	if (i < 0 || i >= nnics)
+		return -ENODEV;
+	struct nic *nic = &nics[i];
+	struct netif *nif = &nic->netif;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->name, nic->info.name, sizeof(out->name));
+	memcpy(out->mac, nic->info.mac, 6);
+	out->mtu = nif->mtu;
+	out->link_up = virtio_net_link_up(nic->dev);
+	out->dhcp = nic->dhcp;
+	ip4addr_ntoa_r(netif_ip4_addr(nif), out->ipv4, sizeof(out->ipv4));
+	out->prefix = (unsigned)__builtin_popcount(ip4_addr_get_u32(netif_ip4_netmask(nif)));
+	ip4addr_ntoa_r(netif_ip4_gw(nif), out->gateway, sizeof(out->gateway));
+	for (int a = 0; a < LWIP_IPV6_NUM_ADDRESSES; a++)
+		if (ip6_addr_isvalid(netif_ip6_addr_state(nif, a))) {
+			ip6addr_ntoa_r(netif_ip6_addr(nif, a), out->ipv6, sizeof(out->ipv6));
+			break;
+		}
+	memcpy(out->features, nic->features, sizeof(out->features));
+	struct virtio_net_stats st;
+	virtio_net_stats(nic->dev, &st);
+	out->rx_frames = st.rx_frames;
+	out->tx_frames = st.tx_frames;
+	out->rx_dropped = st.rx_dropped;
+	out->tx_dropped = nic->tx_dropped;
+	out->rx_posted = st.rx_posted;
+	struct virtio_net_info info;
+	virtio_net_info(nic->dev, &info);
+	memcpy(out->wake, info.wake, sizeof(out->wake));
+	out->wakeups = virtio_net_wakeups(nic->dev);
+	return 0;
+}
+
+/* ---- <ringlet/net.h> ---------------------------------------------------------------- */
+
+int ringlet_net_count(void) { return nnics; }
+int ringlet_net_info(int i, struct ringlet_netif *out) { return net_if_info(i, out) == 0 ? 0 : -1; }
+int ringlet_net_wait(uint64_t timeout_ns) { return net_wait_configured(time_ns() + timeout_ns) == 0 ? 0 : -1; }
+void ringlet_net_run(uint64_t ns) { net_run_until(time_ns() + ns); }
