@@ -324,3 +324,56 @@ def test_free_page_reporting(guest_factory):
     assert st["reported"] * 2 * MiB >= 100 * MiB, st
     assert st["balloon"] == 0
     assert g.alloc(200 * MiB)  # reported memory is usable again
+
+
+def test_with_the_network():
+    """apps/echo serving TCP while the host inflates and deflates the
+    balloon: both are serviced from the one wait loop; every byte comes back
+    and every target is reached."""
+    import hashlib
+    import socket
+
+    build_app("echo")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = tempfile.mkdtemp(prefix="rbal")
+    sock = os.path.join(d, "qmp.sock")
+    cmd = [os.path.join(root(), "scripts", "run"), "-q", "--accel", os.environ.get("RINGLET_ACCEL", "tcg"),
+           "-m", "256M", "--net", "user", "--hostfwd", "%d:7" % port, "--balloon", "--qmp", sock,
+           "--timeout", "300", "echo", "--", "7"]
+    proc = subprocess.Popen(cmd, cwd=root(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    lines = []
+    threading.Thread(target=lambda: [lines.append(l.decode(errors="replace")) for l in proc.stdout],
+                     daemon=True).start()
+    q = None
+    try:
+        end = time.monotonic() + 120
+        while not any("listening on 7" in l for l in lines):
+            assert time.monotonic() < end and proc.poll() is None, "".join(lines)
+            time.sleep(0.1)
+        q = qmp.QMP(sock)
+        data = os.urandom(4 * MiB)
+        got = bytearray()
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as c:
+            def send():
+                c.sendall(data)
+            t = threading.Thread(target=send, daemon=True)
+            t.start()
+            for size in (128 * MiB, MEM, 64 * MiB, MEM):
+                assert q.balloon(size, wait=30) is not None, (size, q.actual(), "".join(lines))
+            while len(got) < len(data):
+                chunk = c.recv(1 << 16)
+                assert chunk, "connection closed after %d bytes" % len(got)
+                got += chunk
+            t.join(60)
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        assert q.actual() == MEM
+    finally:
+        if q:
+            q.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
