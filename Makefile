@@ -60,8 +60,8 @@ KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kern
 	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c kernel/fbcon.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
-	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c \
-	drivers/virtio_net.c drivers/virtio_scsi.c drivers/virtio_gpu.c drivers/virtio_input.c
+	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_balloon.c drivers/virtio_blk.c \
+	drivers/virtio_rng.c drivers/virtio_net.c drivers/virtio_scsi.c drivers/virtio_gpu.c drivers/virtio_input.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
@@ -210,7 +210,8 @@ debug: $(ELF)
 
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
-	test_virtio_rng test_bootinfo test_virtio_net test_net_offload test_virtio_scsi test_virtio_gpu test_virtio_input
+	test_virtio_rng test_bootinfo test_virtio_net test_net_offload test_virtio_scsi test_virtio_gpu test_virtio_input \
+	test_virtio_balloon
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit -Iinclude
 
@@ -233,7 +234,7 @@ $(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.
 $(BUILD)/tests/test_virtio_blk: UNIT_EXTRA := -include tests/unit/fake_io.h -Idrivers
 $(BUILD)/tests/test_chacha20: tests/unit/test_chacha20.c kernel/chacha20.c kernel/chacha20.h tests/unit/check.h
 # The driver is #included by its test (its state is static); the virtqueue is linked.
-UNIT_INCLUDED := drivers/virtio_rng.c drivers/virtio_gpu.c drivers/virtio_input.c
+UNIT_INCLUDED := drivers/virtio_rng.c drivers/virtio_gpu.c drivers/virtio_input.c drivers/virtio_balloon.c
 $(BUILD)/tests/test_virtio_gpu: tests/unit/test_virtio_gpu.c drivers/virtio_gpu.c drivers/virtio_gpu.h \
 		drivers/virtio/virtio_gpu.h drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
 $(BUILD)/tests/test_virtio_input: tests/unit/test_virtio_input.c drivers/virtio_input.c drivers/virtio_input.h \
@@ -241,6 +242,10 @@ $(BUILD)/tests/test_virtio_input: tests/unit/test_virtio_input.c drivers/virtio_
 		tests/unit/check.h
 $(BUILD)/tests/test_virtio_rng: tests/unit/test_virtio_rng.c drivers/virtio_rng.c drivers/virtio_rng.h \
 		drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/virtio_balloon.c \
+		drivers/virtio_balloon.h include/ringlet/balloon.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
+		kernel/kernel.h tests/unit/check.h tests/unit/fake_io.h
+$(BUILD)/tests/test_virtio_balloon: UNIT_EXTRA := -include tests/unit/fake_io.h
 $(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
 		tests/unit/check.h
 $(BUILD)/tests/test_net_offload: tests/unit/test_net_offload.c kernel/net/offload.c kernel/net/offload.h tests/unit/check.h
@@ -318,7 +323,7 @@ fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ))
 	done
 
 integration-test:
-	$(Q)for app in hello selftest blktool entropy kbd fbdemo; do $(MAKE) APP=$$app || exit 1; done
+	$(Q)for app in hello selftest blktool entropy kbd fbdemo memhog; do $(MAKE) APP=$$app || exit 1; done
 	$(Q)$(MAKE) efi
 	$(Q)$(PYTHON) -m pytest -q -ra tests/integration
 

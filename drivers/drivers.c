@@ -11,6 +11,7 @@
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
+#include "virtio_balloon.h"
 #include "virtio_blk.h"
 #include "virtio_gpu.h"
 #include "virtio_input.h"
@@ -28,6 +29,9 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_BALLOON:
+		*driver = "virtio-balloon";
+		return virtio_balloon_probe(vd, note, note_len);
 	case VIRTIO_ID_RNG:
 		*driver = "virtio-rng";
 		return virtio_rng_probe(vd, note, note_len);

@@ -167,6 +167,7 @@ static _Noreturn void app_start(void)
 	/* C++-style constructors of the application and libraries. */
 	for (void (**f)(void) = __init_array_start; f < __init_array_end; f++)
 		(*f)();
+	time_tick_begin(); /* interrupts on for the application, if a driver wants its tick */
 	main_ns = time_ns();
 	kdebug("main: %s after %lu.%03lu ms", ringlet_app_name, (unsigned long)(main_ns / 1000000),
 	       (unsigned long)(main_ns / 1000 % 1000));
