@@ -321,3 +321,18 @@ def test_libvirt_boot_virtio_console(tmp_path, request):
     assert "Hello from Ringlet!\n" in con and "argv[1]=[from]\nargv[2]=[libvirt]\n" in con, con
     assert "exit status: 5\n" in con, con
     assert "Hello from Ringlet!" not in serial_out
+
+
+def test_console_virtio_and_serial(tmp_path):
+    """console=virtio,serial: both consoles carry everything, the boot log's
+    start included (the UART at once, the port once it is up)."""
+    path = tmp_path / "console.txt"
+    result = run_guest("hello", args=["both"], extra=["--console", "virtio:file=%s" % path,
+                                                      "--append", "console=virtio,serial"], timeout=60)
+    uart = result.output.replace("\r\n", "\n")
+    assert result.status == 0, uart + result.launcher_stderr
+    con = path.read_text()
+    for out in (uart, con):
+        assert re.search(r"^\[ *[0-9.]+\] Ringlet via PVH: console=virtio", out, re.M), out
+        assert "con0: port 0 console" in out, out
+        assert "Hello from Ringlet!\n" in out and "argv[1]=[both]\n" in out, out
