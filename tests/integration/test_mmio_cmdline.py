@@ -51,6 +51,9 @@ def test_devices_from_the_command_line(tmp_path, virtio):
     opts = dict(re.findall(r"virtio_mmio\.device=512@(0x[0-9a-f]+):(\d+)", cmdline))
     for base, irq, _ in found:
         assert opts.get(base) == irq, (base, irq, opts)
+    # The option's IRQ is the devices' wake-up too (no DSDT to name one).
+    for dev in ("vda", "sda"):
+        assert re.search(r"^info %s .* wakeup=irq " % dev, out, re.M), out
 
 
 BAD = [
