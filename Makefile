@@ -12,7 +12,7 @@
 #                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
 #                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
 #   make debug            boot halted under gdb
-#   make bench            benchmarks (bench/boot, bench/idle; bench/blk and bench/rng compare with Linux)
+#   make bench            benchmarks (bench/boot, bench/idle, bench/scsi; bench/blk and bench/rng compare with Linux)
 #   make V=1              show full commands
 #
 # Dependencies (Debian packages, newlib built once into build/) are checked
@@ -63,7 +63,7 @@ KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kern
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
 	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c \
-	drivers/virtio_net.c
+	drivers/virtio_net.c drivers/virtio_scsi.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
@@ -215,7 +215,7 @@ debug: $(ELF)
 
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
-	test_virtio_rng test_virtio_net test_net_offload test_bootinfo
+	test_virtio_rng test_virtio_net test_net_offload test_bootinfo test_virtio_scsi
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit -Iinclude
 
@@ -234,7 +234,7 @@ $(BUILD)/tests/test_virtio_pci: tests/unit/test_virtio_pci.c drivers/virtio/virt
 		drivers/virtio/virtio_pci_caps.h kernel/pci.h $(DRIVER_TEST_DEPS)
 $(BUILD)/tests/test_virtio_pci: UNIT_EXTRA := -include tests/unit/fake_io.h
 $(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.c drivers/virtio_blk.h \
-		include/ringlet/blk.h $(DRIVER_TEST_DEPS)
+		include/ringlet/blk.h kernel/blkdev.h $(DRIVER_TEST_DEPS)
 $(BUILD)/tests/test_virtio_blk: UNIT_EXTRA := -include tests/unit/fake_io.h -Idrivers
 $(BUILD)/tests/test_chacha20: tests/unit/test_chacha20.c kernel/chacha20.c kernel/chacha20.h tests/unit/check.h
 # The driver is #included by its test (its state is static); the virtqueue is linked.
@@ -251,6 +251,10 @@ $(BUILD)/tests/test_virtio_net: tests/unit/test_virtio_net.c drivers/virtio_net.
 	$(Q)gcc $(UNIT_CFLAGS) tests/unit/test_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
 $(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
 		tests/unit/check.h
+$(BUILD)/tests/test_virtio_scsi: tests/unit/test_virtio_scsi.c drivers/virtio_scsi.c drivers/virtio_scsi.h \
+		drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h drivers/virtio/virtio_dev.h \
+		kernel/blkdev.h kernel/kernel.h include/ringlet/blk.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_scsi: UNIT_EXTRA := -Idrivers
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
@@ -267,7 +271,7 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/). An input
 # that takes over 10 s (a walk that never ends) counts as a crash. Inputs are up to 4 KiB;
 # fuzz_tar's 128 KiB, so that its seeds with a 64 KiB pax header stay whole.
-FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 inet tar http
+FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 virtio_net inet tar http
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -280,6 +284,12 @@ $(BUILD)/fuzz/fuzz_virtio_caps: tests/fuzz/fuzz_virtio_caps.c drivers/virtio/vir
 	drivers/virtio/virtio_pci_caps.h drivers/virtio/virtio.h
 $(BUILD)/fuzz/fuzz_pvh: tests/fuzz/fuzz_pvh.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
 $(BUILD)/fuzz/fuzz_mb2: tests/fuzz/fuzz_mb2.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h
+# The driver and the unit test's fake device come in by #include; the virtio core is linked.
+$(BUILD)/fuzz/fuzz_virtio_net: tests/fuzz/fuzz_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c \
+		tests/unit/test_virtio_net.c drivers/virtio_net.c drivers/virtio_net.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $@")
+	$(Q)clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
 # inet.c against glibc in one program: Ringlet's names renamed.
 $(BUILD)/fuzz/fuzz_inet: FUZZ_CFLAGS += -Dinet_pton=ringlet_inet_pton -Dinet_ntop=ringlet_inet_ntop \
 	-Dinet_aton=ringlet_inet_aton -Dinet_addr=ringlet_inet_addr -Dinet_ntoa=ringlet_inet_ntoa
@@ -327,6 +337,7 @@ bench:
 	$(Q)scripts/deps --quiet
 	$(Q)bench/boot
 	$(Q)bench/idle
+	$(Q)bench/scsi
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

@@ -14,9 +14,11 @@
  * packet spans num_buffers buffers, used one after another. A frame goes up as its pieces,
  * without a copy; the buffers are the glue's from then on, and the queue is refilled at once.
  *
- * Transmit: one chain per frame: our header (a slot per queue entry), then the glue's
- * segments as they are, read by the device in place; tx_done() says when their memory is
- * free again. Used transmit chains are reclaimed on every poll.
+ * Transmit: one chain per frame: our header, then the glue's segments as they are, read by the
+ * device in place; tx_done() says when their memory is free again. The header sits in a slot
+ * of ours (a descriptor of its own) or, when the glue has room before the frame and the device
+ * takes any layout, just before the frame in the same descriptor. Used transmit chains are
+ * reclaimed on every poll.
  *
  * The device is not trusted: the virtqueue refuses ids it never gave out and lengths beyond
  * a chain. On top, a packet whose num_buffers is 0, more than a frame can need, or more than
@@ -178,14 +180,16 @@ int virtio_net_probe(const struct virtio_dev *found, char *note, size_t note_len
 		n->rx_slots[i].next_free = n->rx_free;
 		n->rx_free = &n->rx_slots[i];
 	}
+	/* A wake-up interrupt for both queues (MSI-X or the IOAPIC), when the machine has one. */
+	virtio_irq_setup(&n->vd, 2);
 	/* 8. DRIVER_OK. Receive buffers come when the glue attaches; until then the device
 	 * drops what arrives, as it would for a full queue. */
 	virtio_ready(&n->vd);
 	n->link_up = read_link(n);
 	n->link_checked_ns = time_ns();
 
-	ksnprintf(note, note_len, "%s %02x:%02x:%02x:%02x:%02x:%02x", n->name, n->mac[0], n->mac[1], n->mac[2],
-	          n->mac[3], n->mac[4], n->mac[5]);
+	ksnprintf(note, note_len, "%s %02x:%02x:%02x:%02x:%02x:%02x, %s", n->name, n->mac[0], n->mac[1], n->mac[2],
+	          n->mac[3], n->mac[4], n->mac[5], n->vd.wake);
 	nnics++;
 	return 0;
 }
@@ -207,6 +211,9 @@ void virtio_net_info(const struct virtio_net *n, struct virtio_net_info *info)
 	info->rx_buf_size = n->rx_buf_size;
 	info->rx_queue = n->rxq.size;
 	info->tx_queue = n->txq.size;
+	info->hdr_len = (uint16_t)n->hdr_len;
+	info->hdr_inline = n->vd.modern || has(n, VIRTIO_F_ANY_LAYOUT);
+	ksnprintf(info->wake, sizeof(info->wake), "%s", n->vd.wake);
 }
 
 void virtio_net_features(const struct virtio_net *n, char *buf, size_t len)
@@ -234,6 +241,18 @@ void virtio_net_features(const struct virtio_net *n, char *buf, size_t len)
 
 bool virtio_net_link_up(const struct virtio_net *n) { return n->link_up && !n->stopped; }
 bool virtio_net_stopped(const struct virtio_net *n) { return n->stopped != NULL; }
+bool virtio_net_can_wake(const struct virtio_net *n) { return n->vd.irq_vector != 0; }
+uint64_t virtio_net_wakeups(const struct virtio_net *n) { return virtio_irq_count(&n->vd); }
+
+/* Frames that arrived before the notification was on are a reason not to halt. Transmit
+ * completions are not: they are reclaimed on the next poll whenever that comes. */
+bool virtio_net_arm(struct virtio_net *n) { return !n->stopped && virtq_enable_notify(&n->rxq); }
+
+void virtio_net_disarm(struct virtio_net *n)
+{
+	if (!n->stopped)
+		virtq_disable_notify(&n->rxq);
+}
 
 void virtio_net_stats(const struct virtio_net *n, struct virtio_net_stats *st)
 {
@@ -250,9 +269,9 @@ static void stop(struct virtio_net *n, const char *why)
 	if (n->stopped)
 		return;
 	n->stopped = why;
-	virtio_reset(&n->vd);
+	bool reset = virtio_reset(&n->vd);
 	klog("%s: %s; the NIC is stopped", n->name, why);
-	if (virtio_status(&n->vd) != 0) {
+	if (!reset) {
 		/* A device that will not reset may still write into the buffers: keep them. */
 		klog("%s: the device did not reset: its buffers are abandoned, not reused", n->name);
 		return;
@@ -493,13 +512,19 @@ bool virtio_net_poll(struct virtio_net *n)
 	return any;
 }
 
-int virtio_net_tx(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg, const struct virtio_net_csum *csum,
-                  void *cookie)
+/* Queues one frame; the header goes in the slot (a descriptor of its own) or, inline, just
+ * before the frame. */
+static int tx_add(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg, const struct virtio_net_csum *csum,
+                  void *cookie, bool inline_hdr)
 {
 	struct virtq_buf b[VIRTIO_NET_MAX_TX_SEGS + 1];
 	if (n->stopped)
 		return -EIO;
 	if (nseg == 0 || nseg > VIRTIO_NET_MAX_TX_SEGS || !cookie || (csum && !has(n, VIRTIO_NET_F_CSUM)))
+		return -EINVAL;
+	/* §5.1.6.2 (legacy interface): without ANY_LAYOUT a legacy device wants the header in a
+	 * descriptor of its own. */
+	if (inline_hdr && !n->vd.modern && !has(n, VIRTIO_F_ANY_LAYOUT))
 		return -EINVAL;
 	uint64_t total = 0;
 	for (unsigned i = 0; i < nseg; i++)
@@ -508,21 +533,31 @@ int virtio_net_tx(struct virtio_net *n, const struct virtq_buf *segs, unsigned n
 	 * Ethernet header and a VLAN tag). */
 	if (total < 14 || total > 18u + n->mtu)
 		return -EINVAL;
+	if (csum && (csum->start >= total || (uint64_t)csum->start + csum->offset + 2 > total))
+		return -EINVAL;
 	struct tx_slot *s = n->tx_free;
 	if (!s)
 		return -ENOSPC;
-	memset(&s->hdr, 0, sizeof(s->hdr));
+	struct virtio_net_hdr hdr = {.gso_type = VIRTIO_NET_HDR_GSO_NONE};
 	if (csum) {
-		if (csum->start >= total || (uint64_t)csum->start + csum->offset + 2 > total)
-			return -EINVAL;
-		s->hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-		s->hdr.csum_start = csum->start;
-		s->hdr.csum_offset = csum->offset;
+		hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		hdr.csum_start = csum->start;
+		hdr.csum_offset = csum->offset;
 	}
-	s->hdr.gso_type = VIRTIO_NET_HDR_GSO_NONE;
-	b[0] = (struct virtq_buf){&s->hdr, n->hdr_len};
-	memcpy(&b[1], segs, nseg * sizeof(*segs));
-	int err = virtq_add(&n->txq, b, nseg + 1, 0, s);
+	unsigned nb;
+	if (inline_hdr) {
+		uint8_t *at = (uint8_t *)segs[0].addr - n->hdr_len;
+		memcpy(at, &hdr, n->hdr_len);
+		b[0] = (struct virtq_buf){at, n->hdr_len + segs[0].len};
+		memcpy(&b[1], segs + 1, (nseg - 1) * sizeof(*segs));
+		nb = nseg;
+	} else {
+		s->hdr = hdr;
+		b[0] = (struct virtq_buf){&s->hdr, n->hdr_len};
+		memcpy(&b[1], segs, nseg * sizeof(*segs));
+		nb = nseg + 1;
+	}
+	int err = virtq_add(&n->txq, b, nb, 0, s);
 	if (err == -EIO)
 		stop_broken_queue(n, &n->txq);
 	if (err)
@@ -533,6 +568,18 @@ int virtio_net_tx(struct virtio_net *n, const struct virtq_buf *segs, unsigned n
 	n->tx_frames++;
 	n->tx_bytes += total;
 	return 0;
+}
+
+int virtio_net_tx(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg, const struct virtio_net_csum *csum,
+                  void *cookie)
+{
+	return tx_add(n, segs, nseg, csum, cookie, false);
+}
+
+int virtio_net_tx_inline(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg,
+                         const struct virtio_net_csum *csum, void *cookie)
+{
+	return tx_add(n, segs, nseg, csum, cookie, true);
 }
 
 void virtio_net_kick(struct virtio_net *n)

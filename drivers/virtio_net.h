@@ -91,6 +91,9 @@ struct virtio_net_info {
 	bool csum_tx, csum_rx, mrg_rxbuf, event_idx, modern;
 	uint32_t rx_buf_size;
 	uint16_t rx_queue, tx_queue; /* queue sizes */
+	uint16_t hdr_len;            /* bytes of struct virtio_net_hdr in use: 12, or 10 (legacy) */
+	bool hdr_inline;             /* virtio_net_tx_inline() may be used */
+	char wake[16];               /* the wake-up interrupt: "msix", "irq 5", "timer only" */
 };
 
 /* Takes a device a transport found (and reset); note gets "eth0 52:54:00:12:34:56".
@@ -112,12 +115,26 @@ bool virtio_net_poll(struct virtio_net *n);
  * -EIO (the device is stopped). */
 int virtio_net_tx(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg, const struct virtio_net_csum *csum,
                   void *cookie);
+/* The same, with the header in the info.hdr_len bytes just before segs[0].addr, which the
+ * caller owns and the driver may write: header and frame then share a descriptor, and the
+ * queue holds twice as many frames. Only when info.hdr_inline (the device accepts any
+ * layout: VIRTIO_F_VERSION_1 or VIRTIO_F_ANY_LAYOUT, §5.1.6.2); else -EINVAL. */
+int virtio_net_tx_inline(struct virtio_net *n, const struct virtq_buf *segs, unsigned nseg,
+                         const struct virtio_net_csum *csum, void *cookie);
 /* Reclaims used transmit chains only (tx_done for each); for a sender waiting for room,
  * which must not receive (it may be inside the stack). True when any came back. */
 bool virtio_net_reclaim(struct virtio_net *n);
 /* Notifies the device of the frames queued since the last kick (one exit per batch). */
 void virtio_net_kick(struct virtio_net *n);
 bool virtio_net_link_up(const struct virtio_net *n);
+/* Whether the device has a wake-up interrupt (virtio_irq_setup()): only then is arming worth it. */
+bool virtio_net_can_wake(const struct virtio_net *n);
+/* Wake-up interrupts the device has raised since boot. */
+uint64_t virtio_net_wakeups(const struct virtio_net *n);
+/* Before the wait loop halts: used-buffer notifications on for the receive queue; true when
+ * frames already wait (then poll, do not halt). After: off again. */
+bool virtio_net_arm(struct virtio_net *n);
+void virtio_net_disarm(struct virtio_net *n);
 /* The device broke the ring rules and was stopped. */
 bool virtio_net_stopped(const struct virtio_net *n);
 

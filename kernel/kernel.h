@@ -34,6 +34,16 @@ _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 			panic("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__);                              \
 	} while (0)
 
+/* One virtio-mmio device a monitor without ACPI describes on the command
+ * line, Linux's `virtio_mmio.device=SIZE@BASE:IRQ[:ID]` (SIZE with K/M/G,
+ * BASE and IRQ decimal or 0x-hex; QEMU's microvm with acpi=off appends
+ * `virtio_mmio.device=512@0xfeb00e00:12`). */
+struct cmdline_virtio_mmio {
+	uint64_t base, size;
+	uint32_t irq;
+	int32_t id; /* -1 when not given */
+};
+
 /* Kernel options from the command line (before `--`). */
 struct kernel_options {
 	bool quiet;          /* quiet: no kernel log lines, only the app's output */
@@ -45,6 +55,10 @@ struct kernel_options {
 	const char *net_gw;  /* gw=10.0.2.2 */
 	const char *net_dns; /* dns=10.0.2.3 */
 	const char *mount;   /* mount=/www:vda[,DIR:DISK...]: tar disks to mount (kernel/fs.c) */
+	/* virtio_mmio.device=...: virtio-mmio devices the command line names,
+	 * wherever they stand in it (drivers/drivers.c probes them) */
+	struct cmdline_virtio_mmio virtio_mmio[32]; /* microvm has 24 slots */
+	int nvirtio_mmio;
 };
 extern struct kernel_options kopt;
 
@@ -148,5 +162,8 @@ int acpi_virtio_mmio(uint64_t *bases, int max);
 int cmdline_split(char *s, char **words, int max, const char **err);
 /* Parses "123", "0x1f", "64K", "16M", "1G" into *out; returns 0 or -1. */
 int cmdline_parse_size(const char *s, uint64_t *out);
+/* Parses the value after `virtio_mmio.device=`; 0, or -1 with *why saying
+ * what is wrong (bad size, base, IRQ, ID, trailing junk). */
+int cmdline_virtio_mmio(const char *s, struct cmdline_virtio_mmio *out, const char **why);
 
 #endif

@@ -19,8 +19,8 @@
 #include "fd.h"
 #include "io.h"
 #include "kernel.h"
-#include "random.h"
 #include "net/net.h"
+#include "random.h"
 
 struct kernel_options kopt = {.stack_size = 512 * 1024, .net_wait_s = 5};
 
@@ -111,6 +111,29 @@ static bool kernel_option(const char *w, bool warn)
 	return true;
 }
 
+/*
+ * `virtio_mmio.device=SIZE@BASE:IRQ[:ID]`: a virtio-mmio device (Linux's
+ * syntax). QEMU's microvm with acpi=off appends these at the very end of the
+ * command line, after the application's arguments, so they are taken out of
+ * the words wherever they are. A malformed one is refused, and boot goes on.
+ */
+#define VIRTIO_MMIO_OPT "virtio_mmio.device="
+static bool virtio_mmio_option(const char *w)
+{
+	size_t n = sizeof(VIRTIO_MMIO_OPT) - 1;
+	struct cmdline_virtio_mmio dev;
+	const char *why;
+	if (strncmp(w, VIRTIO_MMIO_OPT, n) != 0)
+		return false;
+	if (cmdline_virtio_mmio(w + n, &dev, &why) != 0)
+		kprintf("ringlet: %s: %s (ignored)\n", w, why);
+	else if (kopt.nvirtio_mmio == (int)ARRAY_SIZE(kopt.virtio_mmio))
+		kprintf("ringlet: %s: more than %d devices (ignored)\n", w, (int)ARRAY_SIZE(kopt.virtio_mmio));
+	else
+		kopt.virtio_mmio[kopt.nvirtio_mmio++] = dev;
+	return true;
+}
+
 static void parse_cmdline(const struct boot_info *bi)
 {
 	static char *words[MAX_ARGS];
@@ -124,6 +147,8 @@ static void parse_cmdline(const struct boot_info *bi)
 
 	app_argv[app_argc++] = (char *)ringlet_app_name;
 	for (int i = 0; i < n; i++) {
+		if (i != dash && virtio_mmio_option(words[i]))
+			continue; /* a kernel option wherever it is */
 		if (dash >= 0 && i < dash)
 			kernel_option(words[i], true);
 		else if (dash >= 0 && i > dash)

@@ -25,9 +25,10 @@ static void print_all(void)
 		       nif.name, nif.mac[0], nif.mac[1], nif.mac[2], nif.mac[3], nif.mac[4], nif.mac[5], nif.ipv4,
 		       nif.prefix, nif.gateway, nif.mtu, nif.link_up ? "up" : "down", nif.dhcp ? "yes" : "no",
 		       nif.ipv6[0] ? nif.ipv6 : "-", nif.features[0] ? nif.features : "-");
-		printf("stats %s rx=%llu tx=%llu rx_dropped=%llu tx_dropped=%llu rx_posted=%u\n", nif.name,
-		       (unsigned long long)nif.rx_frames, (unsigned long long)nif.tx_frames,
-		       (unsigned long long)nif.rx_dropped, (unsigned long long)nif.tx_dropped, nif.rx_posted);
+		printf("stats %s rx=%llu tx=%llu rx_dropped=%llu tx_dropped=%llu rx_posted=%u wake=%s wakeups=%llu\n",
+		       nif.name, (unsigned long long)nif.rx_frames, (unsigned long long)nif.tx_frames,
+		       (unsigned long long)nif.rx_dropped, (unsigned long long)nif.tx_dropped, nif.rx_posted,
+		       nif.wake[0] ? nif.wake : "-", (unsigned long long)nif.wakeups);
 	}
 	fflush(stdout);
 }

@@ -27,6 +27,7 @@ struct virtio_dev;
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_RNG     4
 #define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_SCSI    8
 
 /*
  * What a transport does; drivers/virtio/virtio.c builds the spec's steps on

@@ -154,11 +154,24 @@ static void irq_ack(void *ctx)
 
 /* The device's interrupt line as its _CRS in the DSDT names it, through the
  * IOAPIC; one line covers every queue, so nqueues does not matter. */
+/* A device the command line named (virtio_mmio.device=SIZE@BASE:IRQ) has
+ * its interrupt there. Linux treats such an IRQ as an IOAPIC input, edge
+ * triggered and active high (the way microvm wires them); so do we. */
+static int cmdline_irq(uint64_t base, struct acpi_irq *irq)
+{
+	for (int i = 0; i < kopt.nvirtio_mmio; i++)
+		if (kopt.virtio_mmio[i].base == base) {
+			*irq = (struct acpi_irq){.gsi = kopt.virtio_mmio[i].irq, .level = false, .active_low = false};
+			return 0;
+		}
+	return -1;
+}
+
 static int setup_irq(struct virtio_dev *vd, uint16_t nqueues)
 {
 	struct acpi_irq irq;
 	(void)nqueues;
-	if (acpi_virtio_mmio_irq(vd->mmio_phys, &irq) != 0)
+	if (acpi_virtio_mmio_irq(vd->mmio_phys, &irq) != 0 && cmdline_irq(vd->mmio_phys, &irq) != 0)
 		return -ENODEV;
 	int vector = irq_attach_gsi(irq.gsi, irq.level, irq.active_low, vd->name, irq_ack, vd);
 	if (vector < 0)

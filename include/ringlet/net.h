@@ -27,6 +27,8 @@ struct ringlet_netif {
 	 * driver dropped (malformed), frames lwIP sent that could not be queued. */
 	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
 	uint32_t rx_posted; /* receive buffers the device holds now (the ring kept full) */
+	char wake[16];      /* how the NIC wakes a halted guest: "msix", "irq 5", "timer only" */
+	uint64_t wakeups;   /* interrupts it raised to do so */
 };
 
 /* Number of network interfaces. */

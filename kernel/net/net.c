@@ -8,15 +8,14 @@
  *
  * One wait source covers the network: its poll runs every NIC (frames in, transmit buffers
  * reclaimed, the receive ring refilled) and then lwIP's timers; its deadline is lwIP's next
- * timer, so a halted loop wakes for it. XXX: no arm function yet (the virtqueue has no
- * used-buffer notifications and the devices no interrupts on this branch): the deadline is at
- * most NET_POLL_NS away instead, so a frame waits at most that long in a halted loop. When
- * virtq_enable_notify() and device interrupts land, arm enables the receive queues'
- * notifications and the cap goes.
+ * timer. When every NIC has a wake-up interrupt (MSI-X, or the IOAPIC on microvm), arm turns
+ * the receive queues' used-buffer notifications on before the loop halts, so a frame ends the
+ * halt; a NIC without one caps the deadline at NET_POLL_NS instead, so a frame waits at most
+ * that long in a halted loop.
  *
  * Each NIC takes a static address from the kernel option ip= (a comma list: eth0's, eth1's,
- * ...; "dhcp" or nothing: ask DHCP), and eth0 the gateway gw= and name server dns=. Every NIC also gets an IPv6
- * link-local address and SLAAC.
+ * ...; "dhcp" or nothing: ask DHCP), and eth0 the gateway gw= and name server dns=. Every NIC
+ * also gets an IPv6 link-local address and SLAAC.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,17 +69,37 @@ static bool net_poll(void *ctx)
 }
 
 /*
- * lwIP's next timer; and, while the source has no arm function (see the top), at most
+ * lwIP's next timer; and, when some NIC cannot wake the loop (see the top), at most
  * NET_POLL_NS away, so that a frame arriving while the loop halts waits that long at most.
  */
 #define NET_POLL_NS 1000000ull
+static bool all_can_wake; /* every NIC has a wake-up interrupt: arm, and no cap */
+
 static uint64_t net_deadline(void *ctx)
 {
 	(void)ctx;
 	uint64_t now = time_ns();
 	u32_t ms = sys_timeouts_sleeptime();
 	uint64_t next = ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? WAIT_FOREVER : now + (uint64_t)ms * 1000000;
+	if (all_can_wake)
+		return next;
 	return next < now + NET_POLL_NS ? next : now + NET_POLL_NS;
+}
+
+static bool net_arm(void *ctx)
+{
+	(void)ctx;
+	bool pending = false;
+	for (int i = 0; i < nnics; i++)
+		pending |= virtio_net_arm(nics[i].dev);
+	return pending;
+}
+
+static void net_disarm(void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < nnics; i++)
+		virtio_net_disarm(nics[i].dev);
 }
 
 static struct wait_source net_source = {.name = "net", .poll = net_poll, .deadline = net_deadline};
@@ -241,6 +260,13 @@ void net_init(void)
 		netif_set_ip6_autoconfig_enabled(&nic->netif, 1);
 		log_addresses(nic);
 	}
+	all_can_wake = nnics > 0;
+	for (int i = 0; i < nnics; i++)
+		all_can_wake &= virtio_net_can_wake(nics[i].dev);
+	if (all_can_wake) {
+		net_source.arm = net_arm;
+		net_source.disarm = net_disarm;
+	}
 	if (nnics)
 		wait_add_source(&net_source);
 }
@@ -309,6 +335,10 @@ int net_if_info(int i, struct ringlet_netif *out)
 	out->rx_dropped = st.rx_dropped;
 	out->tx_dropped = nic->tx_dropped;
 	out->rx_posted = st.rx_posted;
+	struct virtio_net_info info;
+	virtio_net_info(nic->dev, &info);
+	memcpy(out->wake, info.wake, sizeof(out->wake));
+	out->wakeups = virtio_net_wakeups(nic->dev);
 	return 0;
 }
 

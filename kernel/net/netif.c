@@ -14,7 +14,8 @@
  * slots.
  *
  * Transmit, without a copy: the segments of lwIP's pbuf chain go to the device as they are,
- * with a reference held (pbuf_ref) until the device is done (tx_done). lwIP does not
+ * with a reference held (pbuf_ref) until the device is done (tx_done); the virtio-net header
+ * goes in the room lwIP leaves before the frame when there is some. lwIP does not
  * retransmit a segment whose pbuf we still hold, so the driver reclaims on every poll.
  *
  * Checksums: with VIRTIO_NET_F_CSUM lwIP stops computing TCP checksums for the netif and
@@ -163,14 +164,22 @@ static err_t linkoutput(struct netif *netif, struct pbuf *p)
 	if (nic->info.csum_tx && tx_csum(send, &csum))
 		cs = &csum;
 
-	int err = virtio_net_tx(nic->dev, segs, n, cs, send);
+	/* lwIP allocates its frames with PBUF_LINK_ENCAPSULATION_HLEN bytes of room in front:
+	 * the header goes there, in the frame's own descriptor, when the device allows it.
+	 * (Asking to add the header and taking it off again is lwIP's way to ask for room.) */
+	bool room = nic->info.hdr_inline && pbuf_add_header(send, nic->info.hdr_len) == 0;
+	if (room)
+		pbuf_remove_header(send, nic->info.hdr_len);
+	int (*tx)(struct virtio_net *, const struct virtq_buf *, unsigned, const struct virtio_net_csum *, void *) =
+	    room ? virtio_net_tx_inline : virtio_net_tx;
+	int err = tx(nic->dev, segs, n, cs, send);
 	if (err == -ENOSPC) {
 		/* The ring is full of frames the device has not taken yet: reclaim while it
 		 * works through them. Only reclaim: receiving here would re-enter lwIP. */
 		uint64_t until = time_ns() + TX_WAIT_NS;
 		do {
 			virtio_net_reclaim(nic->dev);
-			err = virtio_net_tx(nic->dev, segs, n, cs, send);
+			err = tx(nic->dev, segs, n, cs, send);
 		} while (err == -ENOSPC && time_ns() < until);
 	}
 	if (err) {

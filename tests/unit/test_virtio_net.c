@@ -11,6 +11,7 @@
  * keeps account of every buffer.
  *
  * The driver file is included (not linked) so that each test can start from no NICs.
+ * tests/fuzz/fuzz_virtio_net.c includes this file in turn (without main) for its device.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -31,8 +32,6 @@ static uint64_t now_ns;
 static char last_log[256];
 
 uint64_t time_ns(void) { return now_ns; }
-
-/* virtio.c counts a device's interrupts; the fake device has none. */
 uint64_t irq_count(int vector)
 {
 	(void)vector;
@@ -718,6 +717,62 @@ static void test_tx_chain_header_and_reclaim(void)
 	CHECK_EQ(virtio_net_tx(n, many, VIRTIO_NET_MAX_TX_SEGS + 1, NULL, &cookie), -EINVAL);
 }
 
+/* The header in the caller's room just before the frame: one descriptor a frame. */
+static void test_tx_inline_header(void)
+{
+	struct virtio_net *n = setup(F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_CSUM), true, MAC, 0);
+	struct virtio_net_info info;
+	virtio_net_info(n, &info);
+	CHECK(info.hdr_inline);
+	CHECK_EQ(info.hdr_len, 12);
+	uint8_t room[12 + 60], tail[40];
+	memset(room, 0x77, sizeof(room));
+	fill(room + 12, 60, 4);
+	fill(tail, sizeof(tail), 5);
+	struct virtq_buf segs[2] = {{room + 12, 60}, {tail, sizeof(tail)}};
+	struct virtio_net_csum cs = {34, 16};
+	int cookie;
+	CHECK_EQ(virtio_net_tx_inline(n, segs, 2, &cs, &cookie), 0);
+	struct chain c;
+	CHECK(dev_pop(1, &c));
+	CHECK_EQ(c.n, 2);
+	CHECK(c.addr[0] == room);
+	CHECK_EQ(c.len[0], 12 + 60);
+	CHECK(c.addr[1] == tail && c.len[1] == sizeof(tail));
+	struct virtio_net_hdr h;
+	memcpy(&h, room, 12);
+	CHECK_EQ(h.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	CHECK_EQ(h.csum_start, 34);
+	CHECK_EQ(h.num_buffers, 0);
+	uint8_t want[60];
+	fill(want, 60, 4);
+	CHECK(memcmp(room + 12, want, 60) == 0); /* the frame itself untouched */
+	/* One descriptor a one-segment frame: the first frame took two, the rest fill the queue. */
+	int ok = 0;
+	while (virtio_net_tx_inline(n, segs, 1, NULL, &cookie) == 0)
+		ok++;
+	CHECK_EQ(ok, QSIZE - 2);
+}
+
+/* A legacy device without ANY_LAYOUT wants the header alone: inline is refused. */
+static void test_tx_inline_refused_on_legacy_without_any_layout(void)
+{
+	struct virtio_net *n = setup(F(VIRTIO_NET_F_MAC), false, MAC, 0);
+	struct virtio_net_info info;
+	virtio_net_info(n, &info);
+	CHECK(!info.hdr_inline);
+	CHECK_EQ(info.hdr_len, VIRTIO_NET_HDR_LEGACY_LEN);
+	uint8_t room[10 + 60] = {0};
+	struct virtq_buf seg = {room + 10, 60};
+	int cookie;
+	CHECK_EQ(virtio_net_tx_inline(n, &seg, 1, NULL, &cookie), -EINVAL);
+	CHECK_EQ(virtio_net_tx(n, &seg, 1, NULL, &cookie), 0);
+	struct chain c;
+	CHECK(dev_pop(1, &c));
+	CHECK_EQ(c.n, 2);
+	CHECK_EQ(c.len[0], VIRTIO_NET_HDR_LEGACY_LEN);
+}
+
 static void test_tx_full_queue_and_no_csum_without_feature(void)
 {
 	struct virtio_net *n = setup(F(VIRTIO_NET_F_MRG_RXBUF), true, MAC, 0);
@@ -835,6 +890,7 @@ static void test_link_status(void)
 	CHECK(strstr(last_log, "link down") != NULL);
 }
 
+#ifndef VIRTIO_NET_NO_MAIN /* tests/fuzz/fuzz_virtio_net.c reuses the device and glue above */
 int main(void)
 {
 	RUN_TEST(test_probe_and_rx_ring_full);
@@ -851,6 +907,8 @@ int main(void)
 	RUN_TEST(test_rx_needs_csum_completed);
 	RUN_TEST(test_rx_flags_ignored_without_guest_csum);
 	RUN_TEST(test_tx_chain_header_and_reclaim);
+	RUN_TEST(test_tx_inline_header);
+	RUN_TEST(test_tx_inline_refused_on_legacy_without_any_layout);
 	RUN_TEST(test_tx_full_queue_and_no_csum_without_feature);
 	RUN_TEST(test_hostile_tx_id);
 	RUN_TEST(test_stop_with_completions_pending);
@@ -864,3 +922,4 @@ int main(void)
 	pages_release(); /* ...and pages */
 	return check_report();
 }
+#endif

@@ -20,16 +20,14 @@
 #define SSIZE_MAX LONG_MAX
 #endif
 
-/* newlib has no <sys/time.h> struct timeval clash to avoid, and Ringlet's own socket
- * headers (include/sys/socket.h) define the POSIX types; lwIP defines none of its own. */
+/* struct timeval comes from newlib's <sys/time.h>: lwIP must not define its own. */
 #define LWIP_TIMEVAL_PRIVATE 0
 
 /* Byte swaps as single instructions (Nanos found lwip_htons in its profiles). */
 #define lwip_htons(x) ((u16_t)__builtin_bswap16((u16_t)(x)))
 #define lwip_htonl(x) ((u32_t)__builtin_bswap32((u32_t)(x)))
 
-/* Randomness for ports, DHCP transaction ids, TCP ISNs: RDRAND when the CPU has it,
- * else the TSC mixed. XXX: another issue brings a CSPRNG; use it here then. */
+/* Randomness for ports, DHCP transaction ids, TCP ISNs: the kernel's CSPRNG (sys_arch.c). */
 uint32_t net_random32(void);
 #define LWIP_RAND() ((u32_t)net_random32())
 
