@@ -11,7 +11,10 @@
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
 #include "virtio/virtio_dev.h"
+#include "virtio_balloon.h"
 #include "virtio_blk.h"
+#include "virtio_gpu.h"
+#include "virtio_input.h"
 #include "virtio_net.h"
 #include "virtio_rng.h"
 #include "virtio_scsi.h"
@@ -26,12 +29,21 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_BALLOON:
+		*driver = "virtio-balloon";
+		return virtio_balloon_probe(vd, note, note_len);
 	case VIRTIO_ID_RNG:
 		*driver = "virtio-rng";
 		return virtio_rng_probe(vd, note, note_len);
 	case VIRTIO_ID_SCSI:
 		*driver = "virtio-scsi";
 		return virtio_scsi_probe(vd, note, note_len);
+	case VIRTIO_ID_GPU:
+		*driver = "virtio-gpu";
+		return virtio_gpu_probe(vd, note, note_len);
+	case VIRTIO_ID_INPUT:
+		*driver = "virtio-input";
+		return virtio_input_probe(vd, note, note_len);
 	default:
 		*driver = NULL; /* a type Ringlet has no driver for */
 		return 0;

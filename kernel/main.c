@@ -103,6 +103,10 @@ static bool kernel_option(const char *w, bool warn)
 		kopt.stack_size = size;
 	else if (random_option(w))
 		;
+	else if (strncmp(w, "console=", 8) == 0 && console_option(w + 8))
+		;
+	else if (strcmp(w, "hold") == 0)
+		kopt.hold = true;
 	else {
 		if (warn)
 			kprintf("ringlet: unknown kernel option '%s' (ignored)\n", w);
@@ -166,6 +170,7 @@ static _Noreturn void app_start(void)
 	/* C++-style constructors of the application and libraries. */
 	for (void (**f)(void) = __init_array_start; f < __init_array_end; f++)
 		(*f)();
+	time_tick_begin(); /* interrupts on for the application, if a driver wants its tick */
 	main_ns = time_ns();
 	kdebug("main: %s after %lu.%03lu ms", ringlet_app_name, (unsigned long)(main_ns / 1000000),
 	       (unsigned long)(main_ns / 1000 % 1000));
@@ -198,6 +203,7 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 	klog("memory: %lu MiB, heap up to %lu MiB", (unsigned long)(pmem_total_pages() * PAGE_SIZE >> 20),
 	     (unsigned long)(heap_max_bytes() >> 20));
 	drivers_init();
+	console_start_gpu();
 	blk_init();
 	if (kopt.mount)
 		fs_mount_option(kopt.mount);
