@@ -32,7 +32,7 @@
 #include "wait.h"
 
 #define MAX_FDS     512 /* select() sees the first FD_SETSIZE (64); poll() all: a server holds many */
-#define MAX_DEVICES 16
+#define MAX_DEVICES 32
 #define MAX_MOUNTS  8
 #define MAX_PATH    1024
 
@@ -44,7 +44,7 @@ struct open_file {
 };
 
 struct device {
-	char path[32];
+	char path[64]; /* "/dev/virtio-ports/NAME" */
 	const struct fd_ops *ops;
 	void *ctx;
 };
