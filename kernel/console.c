@@ -282,13 +282,8 @@ bool input_stdin_ready(void)
 	return stdin_ready(NULL);
 }
 
-/* poll()'s POLLIN on descriptor 0: what console_read() would return at once. */
-bool console_rx_ready(void)
-{
-	if (use_virtio && virtio_console_available())
-		return virtio_console_readable(NULL);
-	return stdin_ready(NULL);
-}
+/* poll() on descriptor 0: a byte taken here waits in pending for console_read(). */
+bool console_rx_ready(void) { return stdin_ready(NULL); }
 
 /* The UART has no wake-up interrupt here: the wait loop looks at it every
  * 10 ms (and after every device wake-up) while a read waits. */

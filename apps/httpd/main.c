@@ -44,6 +44,7 @@
 #ifndef __ringlet__
 #define MAX_CONNS 1024
 #else
+#include <ringlet/balloon.h>
 #include <ringlet/blk.h>
 #include <ringlet/fs.h>
 #include <ringlet/net.h>
@@ -98,7 +99,6 @@ static bool quiet, bench;
 static struct cached *cache[CACHE_BUCKETS];
 static uint64_t cache_bytes;
 static uint64_t start_ns;
-static uintptr_t start_brk;
 static struct {
 	uint64_t requests, bytes, accepted, refused, evicted, timeouts;
 	uint64_t status[6]; /* 1xx..5xx */
@@ -579,19 +579,36 @@ static void status_page(struct conn *c, bool json, bool send_body)
 		        ri.virtio_rng ? "present" : "not present", (unsigned long long)ri.reseeds,
 		        (unsigned long long)ri.bytes);
 	}
-	/* The balloon: no driver in this kernel yet. */
-	bprintf(&b, json ? ",\"balloon\":\"not present\"" : "<h2>Balloon</h2>\n<p>not present</p>\n");
-	/* Memory: how far malloc has moved the program break since httpd started (the kernel
-	 * offers no total yet: "not present"). */
-	uint64_t grown = (uint64_t)((uintptr_t)sbrk(0) - start_brk);
+	/* The balloon: what the host asks for and what it holds, in pages of 4 KiB. */
+	struct ringlet_balloon_info bi;
+	if (ringlet_balloon_info(&bi) != 0 || !bi.present)
+		bprintf(&b, json ? ",\"balloon\":\"not present\"" : "<h2>Balloon</h2>\n<p>not present</p>\n");
+	else if (json)
+		bprintf(&b,
+		        ",\"balloon\":{\"target_pages\":%u,\"actual_pages\":%u,\"inflated_pages\":%llu,"
+		        "\"deflated_pages\":%llu,\"oom_events\":%llu}",
+		        bi.target_pages, bi.actual_pages, (unsigned long long)bi.inflated_pages,
+		        (unsigned long long)bi.deflated_pages, (unsigned long long)bi.oom_events);
+	else
+		bprintf(
+		    &b,
+		    "<h2>Balloon</h2>\n<p>target %u pages, actual %u pages (%llu inflated, %llu deflated since boot, "
+		    "%llu deflations on OOM)</p>\n",
+		    bi.target_pages, bi.actual_pages, (unsigned long long)bi.inflated_pages,
+		    (unsigned long long)bi.deflated_pages, (unsigned long long)bi.oom_events);
+	/* Memory: the page allocator's view. */
+	struct ringlet_mem_info mi;
+	ringlet_mem_info(&mi);
 	if (json)
-		bprintf(&b, ",\"memory\":{\"heap_grown_bytes\":%llu,\"total\":\"not present\"}}\n",
-		        (unsigned long long)grown);
+		bprintf(&b, ",\"memory\":{\"total_bytes\":%llu,\"free_bytes\":%llu,\"heap_bytes\":%llu}}\n",
+		        (unsigned long long)mi.total_bytes, (unsigned long long)mi.free_bytes,
+		        (unsigned long long)mi.heap_bytes);
 	else
 		bprintf(&b,
-		        "<h2>Memory</h2>\n<p>heap grown by %llu KiB since httpd started; total: not present</p>\n"
+		        "<h2>Memory</h2>\n<p>%llu KiB in all, %llu KiB free, %llu KiB held by the heap</p>\n"
 		        "</body></html>\n",
-		        (unsigned long long)(grown >> 10));
+		        (unsigned long long)(mi.total_bytes >> 10), (unsigned long long)(mi.free_bytes >> 10),
+		        (unsigned long long)(mi.heap_bytes >> 10));
 #endif
 #ifndef __ringlet__
 	if (!json)
@@ -984,7 +1001,6 @@ int main(int argc, char **argv)
 	if (bench)
 		quiet = true; /* a console line per request would be the benchmark's bottleneck */
 	start_ns = now_ns();
-	start_brk = (uintptr_t)sbrk(0);
 	signal(SIGPIPE, SIG_IGN);
 	if (bench) {
 		printf("BENCH-READY %llu\n", (unsigned long long)start_ns);

@@ -33,13 +33,6 @@ static char last_log[256];
 
 uint64_t time_ns(void) { return now_ns; }
 
-/* virtio.c counts a device's interrupts; the fake device has none. */
-uint64_t irq_count(int vector)
-{
-	(void)vector;
-	return 0;
-}
-
 void klog(const char *fmt, ...)
 {
 	va_list ap;
