@@ -769,6 +769,11 @@ static ssize_t udp_send_data(struct sock *s, const char *buf, size_t n, const st
 	/* 65535 - the IPv4 header - the UDP header. */
 	if (n > 65507)
 		return -EMSGSIZE;
+	/* A sender that never blocks never enters the wait loop: poll the devices here, or
+	 * the ARP reply that lets its datagrams out (and every other frame) waits until it
+	 * stops. lwIP meanwhile keeps only the last few datagrams for the unresolved
+	 * address and drops the rest while udp_send() says ERR_OK. */
+	wait_poll();
 	struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
 	if (!p)
 		return -ENOBUFS;
