@@ -18,7 +18,6 @@
  * also gets an IPv6 link-local address and SLAAC.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -378,12 +377,22 @@ static uint32_t pool_used(memp_t t)
 	return d->num - free;
 }
 
+/*
+ * newlib 3's mallinfo() (libc/stdlib/mallocr.c) returns its own SVID struct of ten ints, not
+ * the size_t one its <malloc.h> declares: _mallinfo_r copies out 40 bytes, and a caller of the
+ * header's 80-byte struct reads uordblks from beyond them. Declared here as it really is.
+ */
+struct svid_mallinfo {
+	int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+extern struct svid_mallinfo newlib_mallinfo(void) __asm__("mallinfo");
+
 int ringlet_net_mem(struct ringlet_net_mem *out)
 {
-	struct mallinfo mi = mallinfo();
+	struct svid_mallinfo mi = newlib_mallinfo();
 	memset(out, 0, sizeof(*out));
-	out->heap_used = (uint64_t)mi.uordblks;
-	out->heap_arena = (uint64_t)mi.arena;
+	out->heap_used = (uint64_t)(unsigned)mi.uordblks;
+	out->heap_arena = (uint64_t)(unsigned)mi.arena;
 	if (!started || !nnics)
 		return 0;
 	out->pbuf_pool_used = pool_used(MEMP_PBUF_POOL);
