@@ -139,14 +139,17 @@ static size_t mem_answer(char *buf)
 {
 #ifdef HAVE_RINGLET_NET_MEM
 	struct ringlet_net_mem m;
+	struct ringlet_netif nif = {0};
 	if (ringlet_net_mem(&m) != 0)
 		return 0;
+	ringlet_net_info(0, &nif); /* eth0's frame counters, to show the frames got here */
 	int n = snprintf(buf, BUF_SIZE,
 	                 "heap_used=%llu heap_arena=%llu pbuf_pool_used=%u pbuf_ref_used=%u tcp_pcb_used=%u "
-	                 "tcp_seg_used=%u reass_used=%u memp_used=%u\n",
+	                 "tcp_seg_used=%u reass_used=%u memp_used=%u rx_frames=%llu rx_dropped=%llu\n",
 	                 (unsigned long long)m.heap_used, (unsigned long long)m.heap_arena, (unsigned)m.pbuf_pool_used,
 	                 (unsigned)m.pbuf_ref_used, (unsigned)m.tcp_pcb_used, (unsigned)m.tcp_seg_used,
-	                 (unsigned)m.reass_used, (unsigned)m.memp_used);
+	                 (unsigned)m.reass_used, (unsigned)m.memp_used, (unsigned long long)nif.rx_frames,
+	                 (unsigned long long)nif.rx_dropped);
 	return n > 0 ? (size_t)n : 0;
 #else
 	(void)buf;
