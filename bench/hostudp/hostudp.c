@@ -50,7 +50,8 @@ static int bound(uint16_t *port)
 
 static void to(int s, uint16_t port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {
+	    .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror("hostudp: connect");
 		exit(1);
@@ -103,7 +104,8 @@ int main(int argc, char **argv)
 			fd_set fds;
 			FD_ZERO(&fds);
 			FD_SET(pipefd[0], &fds);
-			if (select(pipefd[0] + 1, &fds, NULL, NULL, &tv) == 1 && read(pipefd[0], &got, sizeof(got)) != sizeof(got))
+			if (select(pipefd[0] + 1, &fds, NULL, NULL, &tv) == 1 &&
+			    read(pipefd[0], &got, sizeof(got)) != sizeof(got))
 				got = 0;
 		}
 		waitpid(pid, NULL, 0);
