@@ -10,7 +10,7 @@
 #                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
 #                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
 #   make debug            boot halted under gdb
-#   make bench            benchmarks (bench/boot, bench/idle; bench/blk and bench/rng compare with Linux)
+#   make bench            benchmarks (bench/boot, bench/idle, bench/scsi, bench/screen; bench/blk and bench/rng compare with Linux)
 #   make V=1              show full commands
 #
 # Dependencies (Debian packages, newlib built once into build/) are checked
@@ -57,11 +57,11 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c boot/bootparse.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/irq.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c \
+	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c kernel/fbcon.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
-	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_blk.c drivers/virtio_rng.c \
-	drivers/virtio_net.c
+	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_balloon.c drivers/virtio_blk.c \
+	drivers/virtio_rng.c drivers/virtio_net.c drivers/virtio_scsi.c drivers/virtio_gpu.c drivers/virtio_input.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
@@ -83,7 +83,10 @@ LWIP_LIB := $(LWIP)/liblwip.a
 
 KOBJ := $(BUILD)/kernel
 AOBJ := $(BUILD)/$(APP)/obj
-KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS)))
+KERNEL_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(BOOT_SRCS) $(KERNEL_SRCS) $(DRIVER_SRCS))) $(KOBJ)/gen/font.o
+# The console's bitmap font: a Linux console font from Debian's console-setup-linux
+# (scripts/deps), converted into C at build time (scripts/psf2c), never committed.
+FONT ?= /usr/share/consolefonts/Lat15-Terminus16.psf.gz
 NET_SRCS += kernel/net/offload.c
 NET_OBJS := $(patsubst %,$(KOBJ)/%.o,$(basename $(NET_SRCS)))
 NET_LIB := $(KOBJ)/libnet.a
@@ -135,6 +138,16 @@ $(KOBJ)/%.o: %.c | $(NEWLIB)/lib/libc.a $(LWIP)/stamp
 $(KOBJ)/%.o: %.S | $(NEWLIB)/lib/libc.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AS      $<")
+	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/font.c: scripts/psf2c | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PSF2C   $(FONT)")
+	$(Q)test -r $(FONT) || { echo "error: no font $(FONT): scripts/deps build installs console-setup-linux" >&2; exit 1; }
+	$(Q)$(PYTHON) scripts/psf2c $(FONT) > $@.tmp && mv $@.tmp $@
+
+$(KOBJ)/gen/font.o: $(BUILD)/gen/font.c
+	@mkdir -p $(dir $@)
 	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
 
 # argv[0] and the log name the application: a one-line file per app.
@@ -197,7 +210,8 @@ debug: $(ELF)
 
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
-	test_virtio_rng test_bootinfo test_virtio_net test_net_offload
+	test_virtio_rng test_bootinfo test_virtio_net test_net_offload test_virtio_scsi test_virtio_gpu test_virtio_input \
+	test_virtio_balloon
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit -Iinclude
 
@@ -216,13 +230,22 @@ $(BUILD)/tests/test_virtio_pci: tests/unit/test_virtio_pci.c drivers/virtio/virt
 		drivers/virtio/virtio_pci_caps.h kernel/pci.h $(DRIVER_TEST_DEPS)
 $(BUILD)/tests/test_virtio_pci: UNIT_EXTRA := -include tests/unit/fake_io.h
 $(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.c drivers/virtio_blk.h \
-		include/ringlet/blk.h $(DRIVER_TEST_DEPS)
+		include/ringlet/blk.h kernel/blkdev.h $(DRIVER_TEST_DEPS)
 $(BUILD)/tests/test_virtio_blk: UNIT_EXTRA := -include tests/unit/fake_io.h -Idrivers
 $(BUILD)/tests/test_chacha20: tests/unit/test_chacha20.c kernel/chacha20.c kernel/chacha20.h tests/unit/check.h
 # The driver is #included by its test (its state is static); the virtqueue is linked.
-UNIT_INCLUDED := drivers/virtio_rng.c
+UNIT_INCLUDED := drivers/virtio_rng.c drivers/virtio_gpu.c drivers/virtio_input.c drivers/virtio_balloon.c
+$(BUILD)/tests/test_virtio_gpu: tests/unit/test_virtio_gpu.c drivers/virtio_gpu.c drivers/virtio_gpu.h \
+		drivers/virtio/virtio_gpu.h drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_input: tests/unit/test_virtio_input.c drivers/virtio_input.c drivers/virtio_input.h \
+		drivers/virtio/virtio_input.h include/ringlet/input.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
+		tests/unit/check.h
 $(BUILD)/tests/test_virtio_rng: tests/unit/test_virtio_rng.c drivers/virtio_rng.c drivers/virtio_rng.h \
 		drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/virtio_balloon.c \
+		drivers/virtio_balloon.h include/ringlet/balloon.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
+		kernel/kernel.h tests/unit/check.h tests/unit/fake_io.h
+$(BUILD)/tests/test_virtio_balloon: UNIT_EXTRA := -include tests/unit/fake_io.h
 $(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
 		tests/unit/check.h
 $(BUILD)/tests/test_net_offload: tests/unit/test_net_offload.c kernel/net/offload.c kernel/net/offload.h tests/unit/check.h
@@ -233,6 +256,10 @@ $(BUILD)/tests/test_virtio_net: tests/unit/test_virtio_net.c drivers/virtio_net.
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
 	$(Q)gcc $(UNIT_CFLAGS) tests/unit/test_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
+$(BUILD)/tests/test_virtio_scsi: tests/unit/test_virtio_scsi.c drivers/virtio_scsi.c drivers/virtio_scsi.h \
+		drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h drivers/virtio/virtio_dev.h \
+		kernel/blkdev.h kernel/kernel.h include/ringlet/blk.h tests/unit/check.h
+$(BUILD)/tests/test_virtio_scsi: UNIT_EXTRA := -Idrivers
 $(BUILD)/tests/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
@@ -296,7 +323,7 @@ fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ))
 	done
 
 integration-test:
-	$(Q)for app in hello selftest blktool entropy; do $(MAKE) APP=$$app || exit 1; done
+	$(Q)for app in hello selftest blktool entropy kbd fbdemo memhog; do $(MAKE) APP=$$app || exit 1; done
 	$(Q)$(MAKE) efi
 	$(Q)$(PYTHON) -m pytest -q -ra tests/integration
 
@@ -311,6 +338,8 @@ bench:
 	$(Q)scripts/deps --quiet
 	$(Q)bench/boot
 	$(Q)bench/idle
+	$(Q)bench/scsi
+	$(Q)bench/screen
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

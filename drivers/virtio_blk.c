@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../kernel/blkdev.h"
 #include "../kernel/kernel.h"
 #include "../kernel/pci.h"
 #include "../kernel/wait.h"
@@ -102,8 +103,7 @@ struct virtio_blk {
 static struct virtio_blk disks[MAX_DISKS];
 static int ndisks;
 
-int virtio_blk_count(void) { return ndisks; }
-struct virtio_blk *virtio_blk_get(int i) { return i >= 0 && i < ndisks ? &disks[i] : NULL; }
+static const struct blk_dev_ops virtio_blk_ops;
 
 static bool has(const struct virtio_blk *d, unsigned bit) { return virtio_has_feature(d->vd.features, bit); }
 
@@ -229,11 +229,12 @@ int virtio_blk_probe(const struct virtio_dev *found, char *note, size_t note_len
 	                             .ctx = d};
 	wait_add_source(&d->ws);
 	ndisks++;
-	return 0;
+	return blk_register(&virtio_blk_ops, d);
 }
 
-void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
+static void virtio_blk_info(void *dev, struct blk_info *info)
 {
+	const struct virtio_blk *d = dev;
 	memset(info, 0, sizeof(*info));
 	memcpy(info->name, d->name, sizeof(info->name));
 	/* capacity counts 512-byte sectors whatever blk_size is (§5.2.5: "the
@@ -267,11 +268,12 @@ void virtio_blk_info(const struct virtio_blk *d, struct blk_info *info)
 	ksnprintf(info->bus, sizeof(info->bus), "%s", d->vd.pci ? "pci" : "mmio");
 }
 
-unsigned virtio_blk_inflight(const struct virtio_blk *d) { return d->inflight; }
-uint64_t virtio_blk_wakeups(const struct virtio_blk *d) { return virtio_irq_count(&d->vd); }
+static unsigned virtio_blk_inflight(void *dev) { return ((struct virtio_blk *)dev)->inflight; }
+static uint64_t virtio_blk_wakeups(void *dev) { return virtio_irq_count(&((struct virtio_blk *)dev)->vd); }
 
-uint64_t virtio_blk_oldest_ns(const struct virtio_blk *d)
+static uint64_t virtio_blk_oldest_ns(void *dev)
 {
+	const struct virtio_blk *d = dev;
 	uint64_t oldest = UINT64_MAX;
 	for (uint16_t i = 0; i < d->nslots && d->inflight; i++)
 		if (d->slots[i].req && d->slots[i].submitted_ns < oldest)
@@ -293,8 +295,9 @@ static int add_data(const struct virtio_blk *d, struct virtq_buf *b, int n, uint
 	return n;
 }
 
-int virtio_blk_submit(struct virtio_blk *d, struct blk_request *r)
+static int virtio_blk_submit(void *dev, struct blk_request *r)
 {
+	struct virtio_blk *d = dev;
 	struct virtq_buf b[MAX_SEGS + 2];
 	int n_out, n;
 	if (d->broken)
@@ -374,8 +377,9 @@ static int status_errno(uint8_t status)
 	}
 }
 
-void virtio_blk_abandon(struct virtio_blk *d, const char *why)
+static void virtio_blk_abandon(void *dev, const char *why)
 {
+	struct virtio_blk *d = dev;
 	if (d->broken)
 		return;
 	d->broken = true;
@@ -398,8 +402,9 @@ static void stall_check(struct virtio_blk *d)
 		kdebug("%s: no completion for 1 ms with %u requests in flight: notifying again", d->name, d->inflight);
 }
 
-int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
+static int virtio_blk_poll(void *dev, struct blk_request **done, int max)
 {
+	struct virtio_blk *d = dev;
 	int n = 0;
 	void *cookie;
 	uint32_t len;
@@ -446,3 +451,13 @@ int virtio_blk_poll(struct virtio_blk *d, struct blk_request **done, int max)
 	}
 	return n;
 }
+
+static const struct blk_dev_ops virtio_blk_ops = {
+    .info = virtio_blk_info,
+    .submit = virtio_blk_submit,
+    .poll = virtio_blk_poll,
+    .inflight = virtio_blk_inflight,
+    .oldest_ns = virtio_blk_oldest_ns,
+    .wakeups = virtio_blk_wakeups,
+    .abandon = virtio_blk_abandon,
+};

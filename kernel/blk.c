@@ -5,9 +5,11 @@
  * read-only), waits for completions in the kernel's one wait loop
  * (kernel/wait.c: polling, then halting until the disk's interrupt), gives
  * up on a device that stops answering, and makes each disk a file:
- * /dev/vda, /dev/vdb, ... where read/write/pread/pwrite take any offset and
- * length (partial blocks are read, changed and written back through a
- * bounce buffer).
+ * /dev/vda, /dev/vdb, ... (virtio-blk), /dev/sda, ... (virtio-scsi LUNs)
+ * where read/write/pread/pwrite take any offset and length (partial blocks
+ * are read, changed and written back through a bounce buffer). Drivers
+ * register their disks with a table of operations (blkdev.h), so every kind
+ * of disk gets the same checks and interface.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +19,7 @@
 
 #include <ringlet/blk.h>
 
-#include "../drivers/virtio_blk.h"
+#include "blkdev.h"
 #include "fd.h"
 #include "io.h"
 #include "kernel.h"
@@ -27,7 +29,8 @@
 #define BLK_TIMEOUT_NS (30ull * 1000000000ull)
 
 struct disk {
-	struct virtio_blk *dev;
+	const struct blk_dev_ops *ops; /* the driver's, with its context: */
+	void *dev;
 	struct blk_info info;
 	uint8_t *bounce; /* one block, for partial-block file I/O */
 	char path[16];
@@ -41,8 +44,9 @@ struct disk {
 	uint64_t deadline_checked_ns; /* when wait_loop() last looked for a stuck request */
 };
 
-static struct disk disks[8];
+static struct disk disks[16];
 static int ndisks;
+static int nregistered; /* disks[] drivers registered; the first ndisks are set up */
 
 static struct disk *disk_get(int i) { return i >= 0 && i < ndisks ? &disks[i] : NULL; }
 int blk_count(void) { return ndisks; }
@@ -53,7 +57,7 @@ int blk_info(int i, struct blk_info *info)
 	if (!d)
 		return -ENODEV;
 	*info = d->info;
-	info->wakeups = virtio_blk_wakeups(d->dev);
+	info->wakeups = d->ops->wakeups ? d->ops->wakeups(d->dev) : 0;
 	return 0;
 }
 
@@ -87,7 +91,7 @@ int blk_submit(int i, struct blk_request *r)
 	if (r->op == BLK_FLUSH && !d->info.flush)
 		return -EOPNOTSUPP; /* no write cache to empty: see blk_flush() */
 	r->status = -EINPROGRESS;
-	return virtio_blk_submit(d->dev, r);
+	return d->ops->submit(d->dev, r);
 }
 
 static void hold(struct disk *d, struct blk_request *r)
@@ -113,7 +117,7 @@ static int reap(struct disk *d, struct blk_request **done, int max)
 		r->priv = NULL;
 		done[n++] = r;
 	}
-	return n + virtio_blk_poll(d->dev, done + n, max - n);
+	return n + d->ops->poll(d->dev, done + n, max - n);
 }
 
 int blk_poll(int i, struct blk_request **done, int max)
@@ -135,16 +139,16 @@ static bool reaped(void *arg)
 {
 	struct reaping *w = arg;
 	struct disk *d = w->d;
-	w->n = w->held_too ? reap(d, w->done, w->max) : virtio_blk_poll(d->dev, w->done, w->max);
-	if (w->n != 0 || virtio_blk_inflight(d->dev) == 0)
+	w->n = w->held_too ? reap(d, w->done, w->max) : d->ops->poll(d->dev, w->done, w->max);
+	if (w->n != 0 || d->ops->inflight(d->dev) == 0)
 		return true;
 	uint64_t now = time_ns();
 	/* The oldest request's age, at most once a millisecond: finding it
 	 * means looking at every slot, and this runs in every pass. */
 	if (now - d->deadline_checked_ns > 1000000) {
 		d->deadline_checked_ns = now;
-		if (now - virtio_blk_oldest_ns(d->dev) > BLK_TIMEOUT_NS)
-			virtio_blk_abandon(d->dev, "a request got no answer for 30 s");
+		if (now - d->ops->oldest_ns(d->dev) > BLK_TIMEOUT_NS)
+			d->ops->abandon(d->dev, "a request got no answer for 30 s");
 		/* the next pass's poll fails what was in flight */
 	}
 	return false;
@@ -335,12 +339,23 @@ static const struct fd_ops disk_ops = {
     .block_size = file_block_size,
 };
 
+int blk_register(const struct blk_dev_ops *ops, void *dev)
+{
+	if (nregistered == (int)ARRAY_SIZE(disks))
+		return -ENOSPC;
+	disks[nregistered].ops = ops;
+	disks[nregistered].dev = dev;
+	nregistered++;
+	return 0;
+}
+
+/* The disks the drivers registered become files, in the order they came. */
 void blk_init(void)
 {
-	for (int i = 0; i < virtio_blk_count() && ndisks < (int)ARRAY_SIZE(disks); i++) {
+	for (int i = 0; i < nregistered; i++) {
 		struct disk *d = &disks[ndisks];
-		d->dev = virtio_blk_get(i);
-		virtio_blk_info(d->dev, &d->info);
+		*d = disks[i]; /* a disk before it that failed leaves a gap to close */
+		d->ops->info(d->dev, &d->info);
 		d->bounce = page_alloc(ALIGN_UP(d->info.block_size, PAGE_SIZE) / PAGE_SIZE);
 		if (!d->bounce)
 			continue;

@@ -2,6 +2,10 @@
  * kernel/console.c: the serial console (a 16550 UART on COM1) and the
  * kernel's log.
  *
+ * console= (a kernel option) says where output goes: serial (the default),
+ * gpu (the screen, kernel/fbcon.c) or both, "console=gpu,serial". Input is
+ * the serial line and any virtio keyboard, merged.
+ *
  * The kernel formats with its own small printf (kvsnprintf below) rather
  * than newlib's: it is used on the panic path, which must work even when the
  * heap or newlib's state is what broke.
@@ -11,6 +15,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <ringlet/input.h>
+
+#include "../drivers/virtio_input.h"
 #include "io.h"
 #include "kernel.h"
 #include "wait.h"
@@ -27,6 +34,46 @@
 #define LSR_THR_EMPTY  0x20
 
 static bool uart_present;
+/* console=: output to the UART, to the screen. Until the screen is there,
+ * its share is kept by fbcon_early(). */
+static bool out_serial = true, out_gpu;
+
+bool console_option(const char *v)
+{
+	bool serial = false, gpu = false;
+	for (const char *p = v; *p;) {
+		size_t n = strcspn(p, ",");
+		if (n == 6 && strncmp(p, "serial", 6) == 0)
+			serial = true;
+		else if (n == 3 && strncmp(p, "gpu", 3) == 0)
+			gpu = true;
+		else
+			return false;
+		p += n + (p[n] == ',');
+	}
+	if (!serial && !gpu)
+		return false;
+	out_serial = serial;
+	out_gpu = gpu;
+	return true;
+}
+
+void console_start_gpu(void)
+{
+	if (!out_gpu)
+		return;
+	if (!fbcon_init()) {
+		bool had_serial = out_serial;
+		out_serial = true;
+		out_gpu = false;
+		if (!had_serial) { /* what the screen would have shown, on serial after all */
+			const char *p;
+			size_t n = fbcon_early_take(&p);
+			console_write(p, n);
+		}
+		klog("console=gpu: no screen (no working virtio-gpu); the console stays on serial");
+	}
+}
 
 void console_init(void)
 {
@@ -66,7 +113,11 @@ static void uart_putc(char c)
 
 void console_write(const char *s, size_t n)
 {
-	if (!uart_present)
+	if (out_gpu) {
+		fbcon_early(s, n); /* kept until the screen is there */
+		fbcon_write(s, n);
+	}
+	if (!uart_present || !out_serial)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		/* Terminals want CR LF; programs write LF. */
@@ -76,10 +127,28 @@ void console_write(const char *s, size_t n)
 	}
 }
 
-static bool uart_ready(void *arg)
+/* The next byte from the serial line or a keyboard, or -1. */
+static int next_byte(void)
+{
+	if (uart_present && (inb(COM1 + UART_LSR) & LSR_DATA_READY))
+		return inb(COM1 + UART_DATA);
+	return virtio_input_getc();
+}
+
+static int pending = -1; /* a byte taken by stdin_ready(), not yet read */
+
+static bool stdin_ready(void *arg)
 {
 	(void)arg;
-	return inb(COM1 + UART_LSR) & LSR_DATA_READY;
+	if (pending < 0)
+		pending = next_byte();
+	return pending >= 0;
+}
+
+bool input_stdin_ready(void)
+{
+	wait_poll();
+	return stdin_ready(NULL);
 }
 
 /* The UART has no wake-up interrupt here: the wait loop looks at it every
@@ -89,18 +158,19 @@ static bool uart_ready(void *arg)
 size_t console_read(char *buf, size_t n)
 {
 	size_t got = 0;
-	if (!uart_present || n == 0)
+	if ((!uart_present && !virtio_input_have_keyboard()) || n == 0)
 		return 0;
 	while (got < n) {
-		if (inb(COM1 + UART_LSR) & LSR_DATA_READY) {
-			char c = (char)inb(COM1 + UART_DATA);
+		if (stdin_ready(NULL)) {
+			char c = (char)pending;
+			pending = -1;
 			buf[got++] = c == '\r' ? '\n' : c;
 			if (c == '\r' || c == '\n')
 				break;
 		} else if (got > 0) {
 			break; /* return what has arrived */
 		} else {
-			wait_until(uart_ready, NULL, time_ns() + CONSOLE_TICK_NS);
+			wait_until(stdin_ready, NULL, time_ns() + CONSOLE_TICK_NS);
 		}
 	}
 	return got;

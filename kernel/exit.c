@@ -21,8 +21,15 @@ static bool debug_exit_present(void) { return inb(DEBUG_EXIT_PORT) != 0xff; }
 
 _Noreturn void kernel_exit(int status)
 {
-	irq_disable();
 	kdebug("exit: status %d after %lu us", status, (unsigned long)(time_ns() / 1000));
+	if (kopt.hold && status != EXIT_PANIC) {
+		/* A screen that vanishes as soon as the program ends shows nothing:
+		 * with `hold` the guest stays, halted, until the host stops it. */
+		kprintf("ringlet: exit status %d; holding (kernel option hold)\n", status);
+		for (;;)
+			time_idle(UINT64_MAX);
+	}
+	irq_disable();
 	if (debug_exit_present())
 		outl(DEBUG_EXIT_PORT, (uint32_t)status & 0x7f);
 	acpi_poweroff();

@@ -6,7 +6,8 @@
  * each page it passes is claimed from the page allocator, so the heap, page
  * tables, stacks, DMA buffers and the balloon all share one pool of pages.
  * Because RAM is identity mapped, heap memory can be handed to a device as
- * it is.
+ * it is. When malloc trims the heap (sbrk with a negative increment), the
+ * whole pages above the new break go back to the page allocator.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -15,6 +16,11 @@
 #include "kernel.h"
 
 static uintptr_t heap_start, heap_brk, heap_claimed, heap_limit;
+static size_t (*heap_oom_hook)(size_t npages);
+
+void heap_set_oom_hook(size_t (*hook)(size_t npages)) { heap_oom_hook = hook; }
+
+size_t heap_claimed_bytes(void) { return heap_claimed - heap_start; }
 
 void heap_init(void)
 {
@@ -26,13 +32,20 @@ void *sbrk(ptrdiff_t incr)
 {
 	uintptr_t old = heap_brk;
 	if (incr < 0) {
-		/* newlib's malloc gives memory back at the top; the pages stay
-		 * claimed (cheap to keep, and the next growth reuses them). */
+		/* newlib's malloc trims the heap when more than its trim
+		 * threshold (128 KiB) is free at the top: the whole pages above
+		 * the new break go back to the page allocator, where the
+		 * balloon (and free page reporting) can give them to the host. */
 		if ((uintptr_t)-incr > heap_brk - heap_start) {
 			errno = EINVAL;
 			return (void *)-1;
 		}
 		heap_brk += incr;
+		uintptr_t keep = ALIGN_UP(heap_brk, PAGE_SIZE);
+		if (keep < heap_claimed) {
+			page_free((void *)keep, (heap_claimed - keep) / PAGE_SIZE);
+			heap_claimed = keep;
+		}
 		return (void *)old;
 	}
 	uintptr_t want = heap_brk + (uintptr_t)incr;
@@ -44,9 +57,14 @@ void *sbrk(ptrdiff_t incr)
 		size_t n = (ALIGN_UP(want, PAGE_SIZE) - heap_claimed) / PAGE_SIZE;
 		/* Fails when something else (a stack, the balloon) has taken
 		 * pages in the way: then the heap is full. */
-		if (pmem_claim(heap_claimed, n) != 0) {
-			errno = ENOMEM;
-			return (void *)-1;
+		while (pmem_claim(heap_claimed, n) != 0) {
+			/* Deflate on OOM: the balloon gives back the lowest pages it
+			 * holds, which are the ones in the heap's way; as many as
+			 * are in the way, not the whole growth. */
+			if (!heap_oom_hook || !heap_oom_hook(pmem_taken_in(heap_claimed, n))) {
+				errno = ENOMEM;
+				return (void *)-1;
+			}
 		}
 		heap_claimed += n * PAGE_SIZE;
 	}

@@ -89,6 +89,23 @@ DEFINE_CR(4)
 
 static inline void cpu_relax(void) { __asm__ volatile("pause"); }
 static inline void irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
+/* Interrupts off; returns RFLAGS as they were, for irq_restore(). The
+ * kernel runs with interrupts off, except that the application (and the
+ * kernel code it calls) may run with them on when a tick is registered
+ * (time_tick_set()): code that a tick handler's work must not interrupt
+ * brackets itself with these. */
+static inline uint64_t irq_save(void)
+{
+	uint64_t f;
+	__asm__ volatile("pushfq; popq %0; cli" : "=r"(f)::"memory");
+	return f;
+}
+static inline void irq_restore(uint64_t f)
+{
+	if (f & (1u << 9)) /* IF */
+		__asm__ volatile("sti" ::: "memory");
+}
 /* sti takes effect after the next instruction, so "sti; hlt" cannot miss a
  * wake-up that arrives between the two. */
 static inline void irq_enable_and_halt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }

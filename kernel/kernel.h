@@ -34,6 +34,16 @@ _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 			panic("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__);                              \
 	} while (0)
 
+/* One virtio-mmio device a monitor without ACPI describes on the command
+ * line, Linux's `virtio_mmio.device=SIZE@BASE:IRQ[:ID]` (SIZE with K/M/G,
+ * BASE and IRQ decimal or 0x-hex; QEMU's microvm with acpi=off appends
+ * `virtio_mmio.device=512@0xfeb00e00:12`). */
+struct cmdline_virtio_mmio {
+	uint64_t base, size;
+	uint32_t irq;
+	int32_t id; /* -1 when not given */
+};
+
 /* Kernel options from the command line (before `--`). */
 struct kernel_options {
 	bool quiet;          /* quiet: no kernel log lines, only the app's output */
@@ -44,14 +54,30 @@ struct kernel_options {
 	const char *net_ip;  /* ip=10.0.2.15/24[,eth1's,...]: "dhcp" for one that asks */
 	const char *net_gw;  /* gw=10.0.2.2 */
 	const char *net_dns; /* dns=10.0.2.3 */
+	/* virtio_mmio.device=...: virtio-mmio devices the command line names,
+	 * wherever they stand in it (drivers/drivers.c probes them) */
+	struct cmdline_virtio_mmio virtio_mmio[32]; /* microvm has 24 slots */
+	int nvirtio_mmio;
+	bool hold; /* hold: at exit, keep the guest (and its screen) up instead of powering off */
 };
 extern struct kernel_options kopt;
 
 /* ---- console and log (kernel/console.c) -------------------------------- */
 void console_init(void);
 void console_write(const char *s, size_t n);
-/* Reads up to n bytes typed on the serial line; waits for at least one. */
+/* Reads up to n bytes typed on the serial line or a virtio keyboard;
+ * waits for at least one. */
 size_t console_read(char *buf, size_t n);
+/* console=serial|gpu|gpu,serial: true when v is one of those. */
+bool console_option(const char *v);
+/* After drivers_init(): the screen takes its share of the console. */
+void console_start_gpu(void);
+/* kernel/fbcon.c: the console on the screen. */
+bool fbcon_init(void);
+void fbcon_write(const char *s, size_t n);
+void fbcon_early(const char *s, size_t n);
+/* The log kept for the screen (and forgets it): for serial, when there is no screen after all. */
+size_t fbcon_early_take(const char **p);
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Raw output, no prefix. */
@@ -91,6 +117,21 @@ size_t pmem_total_pages(void);
 uintptr_t pmem_top(void); /* end of the highest usable RAM */
 /* The largest free run of pages at boot: where the heap grows. */
 void pmem_largest_free(uintptr_t *start, uintptr_t *end);
+size_t pmem_free_pages(void);
+/* How many of the n pages from addr are not free (or not RAM). */
+size_t pmem_taken_in(uintptr_t addr, size_t n);
+/* For the balloon: up to n free pages (not zeroed), highest first, as page
+ * frame numbers; returns how many. pmem_give() takes them back. */
+size_t pmem_take(uint32_t *pfns, size_t n);
+void pmem_give(const uint32_t *pfns, size_t n);
+/* Called when page_alloc() cannot find n pages; returns pages it freed. */
+void pmem_set_oom_hook(size_t (*hook)(size_t npages));
+/* Free page reporting: a free, aligned block of PMEM_REPORT_PAGES pages not
+ * reported since it was last used, taken (address), or 0 when there is
+ * none; pmem_report_done() frees it again and remembers it was reported. */
+#define PMEM_REPORT_PAGES 512 /* 2 MiB */
+uintptr_t pmem_report_take(void);
+void pmem_report_done(uintptr_t addr);
 
 void paging_init(const struct boot_info *bi);
 /* Maps device registers uncached (identity); returns the address to use, or
@@ -110,7 +151,11 @@ uintptr_t stack_alloc(size_t bytes, const char *name);
 const char *stack_guard_name(uintptr_t addr);
 
 void heap_init(void);
-size_t heap_max_bytes(void); /* how far the break may move */
+size_t heap_max_bytes(void);     /* how far the break may move */
+size_t heap_claimed_bytes(void); /* pages the heap holds now, in bytes */
+/* Called when the break cannot move up because a page is taken; returns
+ * pages it freed (the balloon's deflate-on-OOM). */
+void heap_set_oom_hook(size_t (*hook)(size_t npages));
 
 /* ---- time (kernel/time.c) ---------------------------------------------- */
 extern uint64_t boot_tsc; /* TSC at entry (boot/entry.S) */
@@ -123,6 +168,19 @@ void time_sleep_ns(uint64_t ns); /* waits in the wait loop (kernel/wait.h) */
  * spun out instead. Only kernel/wait.c should call this. */
 void time_idle(uint64_t deadline_ns);
 void time_lapic_init(void);
+/*
+ * The application tick: fn runs every period_ns from the APIC timer
+ * interrupt while the application computes, so that a driver (the balloon)
+ * follows its device even when nothing waits in the loop. Registered at
+ * start-up; time_tick_begin() (just before main) turns interrupts on for
+ * the application when a tick is registered, and only then. fn runs in
+ * interrupt context with interrupts off: it must only touch state whose
+ * other users either run with interrupts off (the page allocator, the wait
+ * loop) or are fenced by fn's own busy flag.
+ */
+void time_tick_set(void (*fn)(void), uint64_t period_ns);
+void time_tick_begin(void);
+void time_timer_interrupt(void); /* trap.c: TIMER_VECTOR */
 
 /* ---- ACPI (kernel/acpi.c) ---------------------------------------------- */
 void acpi_init(uint64_t rsdp);
@@ -145,5 +203,8 @@ int acpi_virtio_mmio(uint64_t *bases, int max);
 int cmdline_split(char *s, char **words, int max, const char **err);
 /* Parses "123", "0x1f", "64K", "16M", "1G" into *out; returns 0 or -1. */
 int cmdline_parse_size(const char *s, uint64_t *out);
+/* Parses the value after `virtio_mmio.device=`; 0, or -1 with *why saying
+ * what is wrong (bad size, base, IRQ, ID, trailing junk). */
+int cmdline_virtio_mmio(const char *s, struct cmdline_virtio_mmio *out, const char **why);
 
 #endif

@@ -100,11 +100,38 @@ static bool kernel_option(const char *w, bool warn)
 		kopt.stack_size = size;
 	else if (random_option(w))
 		;
+	else if (strncmp(w, "console=", 8) == 0 && console_option(w + 8))
+		;
+	else if (strcmp(w, "hold") == 0)
+		kopt.hold = true;
 	else {
 		if (warn)
 			kprintf("ringlet: unknown kernel option '%s' (ignored)\n", w);
 		return false;
 	}
+	return true;
+}
+
+/*
+ * `virtio_mmio.device=SIZE@BASE:IRQ[:ID]`: a virtio-mmio device (Linux's
+ * syntax). QEMU's microvm with acpi=off appends these at the very end of the
+ * command line, after the application's arguments, so they are taken out of
+ * the words wherever they are. A malformed one is refused, and boot goes on.
+ */
+#define VIRTIO_MMIO_OPT "virtio_mmio.device="
+static bool virtio_mmio_option(const char *w)
+{
+	size_t n = sizeof(VIRTIO_MMIO_OPT) - 1;
+	struct cmdline_virtio_mmio dev;
+	const char *why;
+	if (strncmp(w, VIRTIO_MMIO_OPT, n) != 0)
+		return false;
+	if (cmdline_virtio_mmio(w + n, &dev, &why) != 0)
+		kprintf("ringlet: %s: %s (ignored)\n", w, why);
+	else if (kopt.nvirtio_mmio == (int)ARRAY_SIZE(kopt.virtio_mmio))
+		kprintf("ringlet: %s: more than %d devices (ignored)\n", w, (int)ARRAY_SIZE(kopt.virtio_mmio));
+	else
+		kopt.virtio_mmio[kopt.nvirtio_mmio++] = dev;
 	return true;
 }
 
@@ -121,6 +148,8 @@ static void parse_cmdline(const struct boot_info *bi)
 
 	app_argv[app_argc++] = (char *)ringlet_app_name;
 	for (int i = 0; i < n; i++) {
+		if (i != dash && virtio_mmio_option(words[i]))
+			continue; /* a kernel option wherever it is */
 		if (dash >= 0 && i < dash)
 			kernel_option(words[i], true);
 		else if (dash >= 0 && i > dash)
@@ -138,6 +167,7 @@ static _Noreturn void app_start(void)
 	/* C++-style constructors of the application and libraries. */
 	for (void (**f)(void) = __init_array_start; f < __init_array_end; f++)
 		(*f)();
+	time_tick_begin(); /* interrupts on for the application, if a driver wants its tick */
 	main_ns = time_ns();
 	kdebug("main: %s after %lu.%03lu ms", ringlet_app_name, (unsigned long)(main_ns / 1000000),
 	       (unsigned long)(main_ns / 1000 % 1000));
@@ -170,6 +200,7 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 	klog("memory: %lu MiB, heap up to %lu MiB", (unsigned long)(pmem_total_pages() * PAGE_SIZE >> 20),
 	     (unsigned long)(heap_max_bytes() >> 20));
 	drivers_init();
+	console_start_gpu();
 	blk_init();
 	random_init();
 	stack_guard_reseed();

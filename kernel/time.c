@@ -43,6 +43,13 @@ static volatile uint32_t *lapic;
 static uint64_t lapic_hz;
 static uint64_t realtime_at_boot_ns;
 
+/* The application tick (time_tick_set()). */
+static void (*tick_fn)(void);
+static uint64_t tick_period_ns;
+static uint32_t tick_count; /* APIC timer counts per period */
+static bool tick_on;
+static bool in_idle; /* time_idle() owns the timer */
+
 /* 0.5 ms of PIT ticks: with each reading timed at its midpoint this gives
  * the rate within about 0.1%, and boot time matters. */
 #define CAL_TICKS 597
@@ -282,9 +289,48 @@ void time_idle(uint64_t deadline_ns)
 	if (wait > 1000000000)
 		wait = 1000000000; /* the caller (the wait loop) looks again at least once a second */
 	uint64_t count = wait * lapic_hz / 1000000000ull;
+	in_idle = true;
 	lapic_write(LAPIC_TIMER_INIT, count > 0xffffffff ? 0xffffffff : (count ? (uint32_t)count : 1));
 	irq_enable_and_halt();
-	lapic_write(LAPIC_TIMER_INIT, 0);
+	/* Stopped, or back to the application tick's period. */
+	lapic_write(LAPIC_TIMER_INIT, tick_on ? tick_count : 0);
+	in_idle = false;
+}
+
+void time_tick_set(void (*fn)(void), uint64_t period_ns)
+{
+	tick_fn = fn;
+	tick_period_ns = period_ns;
+}
+
+void time_tick_begin(void)
+{
+	if (!tick_fn || !lapic || !lapic_hz)
+		return; /* no tick wanted, or no timer: the application runs with interrupts off */
+	uint64_t count = tick_period_ns * lapic_hz / 1000000000ull;
+	tick_count = count > 0xffffffff ? 0xffffffff : (count ? (uint32_t)count : 1);
+	tick_on = true;
+	lapic_write(LAPIC_TIMER_INIT, tick_count);
+	kdebug("time: application tick every %lu us", (unsigned long)(tick_period_ns / 1000));
+	irq_enable();
+}
+
+/*
+ * The APIC timer fired. In time_idle() it only ends the halt (the wait
+ * loop then polls every source itself). Otherwise it is the application
+ * tick: it interrupted the application or kernel code the application
+ * called with interrupts on, never the wait loop or the page allocator
+ * (they run with interrupts off); the tick function fences off the rest.
+ * The timer is one-shot, re-armed after the work, so a slow tick function
+ * cannot pile up interrupts.
+ */
+void time_timer_interrupt(void)
+{
+	lapic_eoi();
+	if (!tick_on || in_idle)
+		return;
+	tick_fn();
+	lapic_write(LAPIC_TIMER_INIT, tick_count);
 }
 
 void time_sleep_ns(uint64_t ns) { wait_until(NULL, NULL, time_ns() + ns); }

@@ -156,7 +156,7 @@ static _Noreturn void exception_report(const struct trap_frame *f)
 void trap_dispatch(struct trap_frame *f)
 {
 	if (f->vector == TIMER_VECTOR) {
-		lapic_eoi();
+		time_timer_interrupt();
 		return;
 	}
 	if (irq_dispatch((unsigned)f->vector))

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 
+#include "io.h"
 #include "kernel.h"
 #include "wait.h"
 
@@ -83,7 +84,7 @@ static void disarm_all(void)
 			s->disarm(s->ctx);
 }
 
-int wait_until(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
+static int wait_loop(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
 {
 	uint64_t idle_since = time_ns();
 	for (;;) {
@@ -105,4 +106,16 @@ int wait_until(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
 		disarm_all();
 		idle_since = time_ns();
 	}
+}
+
+/* The loop runs with interrupts off, whatever its caller had (the
+ * application may run with them on, kernel/time.c's tick): the arm, check,
+ * `sti; hlt` sequence would lose a wake-up taken between the check and the
+ * halt, and sources' polls must not meet the tick's work half-done. */
+int wait_until(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
+{
+	uint64_t flags = irq_save();
+	int r = wait_loop(cond, arg, deadline_ns);
+	irq_restore(flags);
+	return r;
 }

@@ -1,5 +1,5 @@
 /*
- * apps/blkbench: how fast the first disk is, through <ringlet/blk.h>'s
+ * apps/blkbench: how fast a disk (the first, or dev=NAME) is, through <ringlet/blk.h>'s
  * asynchronous calls (submit many, poll for completions).
  *
  * Phases, each bounded in time (secs=N, default 3):
@@ -13,7 +13,8 @@
  *
  *   scripts/run --disk scratch.img blkbench -- secs=1 qd=32
  *
- * Options (key=value words): secs, qd, seq_qd (default 1), only=PHASE[,...]
+ * Options (key=value words): dev=NAME (vda, sda, ...; default the first
+ * disk; bench_dev= in harness mode), secs, qd, seq_qd (default 1), only=PHASE[,...]
  * (seqread,seqwrite,qd1,qdN,randwrite), and wait= how to wait for a
  * completion: block (default) calls blk_wait(), which waits in the kernel's
  * one wait loop (polls briefly, then halts until the disk's interrupt);
@@ -45,13 +46,13 @@
 
 #include <ringlet/blk.h>
 
-#define DISK       0
 #define SEQ_BYTES  (128u * 1024)
 #define RAND_BYTES 4096u
 #define MAX_QD     256
 #define MAX_LAT    (1u << 20) /* latency samples kept (8 MiB) */
 #define BENCH_EXIT 16         /* the harness wants QEMU's status 33 = (16 << 1) | 1 */
 
+static int disk_index; /* the disk's index: the first, or dev=NAME */
 static struct blk_info disk;
 static enum { SPIN, PAUSE, BLOCK } wait_mode; /* wait= */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -141,21 +142,21 @@ static int reap(struct blk_request **done, int max)
 	int n;
 	if (wait_mode != BLOCK) {
 		uint64_t t0 = now_ns();
-		for (unsigned i = 1; (n = blk_poll(DISK, done, max)) == 0; i++) {
+		for (unsigned i = 1; (n = blk_poll(disk_index, done, max)) == 0; i++) {
 			if (wait_mode == PAUSE)
 				__builtin_ia32_pause();
 			if (i % 4096 == 0 && now_ns() - t0 > 1000000000ull) {
 				/* A request this late is not normal: let blk_wait()
 				 * (which gives up on the device after 30 s) decide. */
 				printf("blkbench: no completion for 1 s; waiting in blk_wait()\n");
-				n = blk_wait(DISK, done, max);
+				n = blk_wait(disk_index, done, max);
 				printf("blkbench: blk_wait() returned %d after %llu ms\n", n,
 				       (unsigned long long)(now_ns() - t0) / 1000000);
 				break;
 			}
 		}
 	} else {
-		n = blk_wait(DISK, done, max);
+		n = blk_wait(disk_index, done, max);
 	}
 	if (n < 0)
 		return n;
@@ -196,7 +197,7 @@ static uint64_t seq_offset(void)
 static int flush_now(void)
 {
 	struct blk_request f = {.op = BLK_FLUSH}, *done[1];
-	int err = blk_submit(DISK, &f);
+	int err = blk_submit(disk_index, &f);
 	if (err)
 		return err;
 	err = reap(done, 1);
@@ -223,7 +224,7 @@ static long long run_phase(const struct phase *p)
 			struct blk_request *r = &reqs[free_idx[nfree - 1]];
 			r->offset = p->next_offset();
 			r->user = (void *)(uintptr_t)now_ns();
-			if ((err = blk_submit(DISK, r)) == -EAGAIN)
+			if ((err = blk_submit(disk_index, r)) == -EAGAIN)
 				break;
 			if (err)
 				return failed("submit", err);
@@ -392,13 +393,20 @@ static bool want(const char *only, const char *phase)
 	return false;
 }
 
-static int open_disk(void)
+static int open_disk(const char *name)
 {
 	if (blk_count() == 0) {
 		snprintf(error, sizeof(error), "no disk attached");
 		return -1;
 	}
-	blk_info(DISK, &disk);
+	for (disk_index = 0; name && disk_index < blk_count(); disk_index++)
+		if (blk_info(disk_index, &disk) == 0 && !strcmp(disk.name, name))
+			break;
+	if (disk_index == blk_count()) {
+		snprintf(error, sizeof(error), "no disk %s", name);
+		return -1;
+	}
+	blk_info(disk_index, &disk);
 	if (disk.size < 1024 * 1024) {
 		snprintf(error, sizeof(error), "disk %s is smaller than 1 MiB", disk.name);
 		return -1;
@@ -423,7 +431,7 @@ static int harness(const char *workload, int argc, char **argv)
 		/* nothing to measure in the guest */
 	} else if (strncmp(workload, "blk-", 4) != 0) {
 		snprintf(error, sizeof(error), "not supported by blkbench");
-	} else if (open_disk() != 0) {
+	} else if (open_disk(arg(argc, argv, "bench_dev")) != 0) {
 		err = -1;
 	} else if (json_int("disk_bytes", disk.size), !strcmp(workload, "blk-seq")) {
 		err = seq(BLK_READ, secs, 1, true, "seq_read_MBps");
@@ -459,7 +467,7 @@ int main(int argc, char **argv)
 	char qd_phase[16];
 	snprintf(qd_phase, sizeof(qd_phase), "qd%d", qd);
 
-	int err = open_disk();
+	int err = open_disk(arg(argc, argv, "dev"));
 	if (!err && want(only, "seqread"))
 		err = seq(BLK_READ, secs, seq_qd, false, "seq_read_MBps");
 	if (!err && want(only, "seqwrite"))

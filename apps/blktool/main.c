@@ -21,12 +21,17 @@
  *                                check each came back exactly once; prints
  *                                the SHA-256 of the asynchronous data in
  *                                disk order and of the synchronous reads
+ *   twin DEV DEV2 COUNT          COUNT 4 KiB reads of each of two disks, in
+ *                                flight together (and a synchronous read of
+ *                                DEV2 among them): each must come back once,
+ *                                from its own disk; prints both SHA-256s
  *   eof DEV                      fstat's size, then read() from 0 until it
  *                                returns 0: prints both, the SHA-256 of what
  *                                was read and what a pread at the size gives
  *   sleep SECONDS                wait (tests use it to kill a running guest)
  *
- * DEV is vda, vdb, ...; numbers are decimal or 0x-hex, with an optional
+ * DEV is a disk's name: vda, vdb, ... (virtio-blk), sda, sdb, ... (virtio-scsi
+ * LUNs); numbers are decimal or 0x-hex, with an optional
  * K, M or G suffix. Try it:
  *   scripts/run --disk disk.img blktool -- info sha256 vda 0 1M
  */
@@ -80,13 +85,15 @@ static int number(const char *s, unsigned long long *out)
 	return 0;
 }
 
-/* "vda" -> 0, "vdb" -> 1, ...; -1 if there is no such disk. */
+/* The index of the disk named dev ("vda", "sdb"); -1 if there is none. */
 static int disk_of(const char *dev)
 {
-	if (strncmp(dev, "vd", 2) != 0 || dev[2] < 'a' || dev[2] > 'z' || dev[3])
-		return -1;
-	int i = dev[2] - 'a';
-	return i < blk_count() ? i : -1;
+	for (int i = 0; i < blk_count(); i++) {
+		struct blk_info in;
+		if (blk_info(i, &in) == 0 && !strcmp(in.name, dev))
+			return i;
+	}
+	return -1;
 }
 
 static int cmd_info(void)
@@ -240,6 +247,104 @@ static int cmd_parallel(int disk, const char *dev, unsigned long long count)
 }
 
 /*
+ * Two disks at once (two LUNs of one virtio-scsi controller share its queue,
+ * so a poll of one finds the other's completions): COUNT 4 KiB reads of each,
+ * submitted alternately, a synchronous read of the second disk among them,
+ * then everything reaped. Each request must come back exactly once, from the
+ * disk it went to, with its own block's bytes.
+ */
+static int cmd_twin(int d0, const char *dev0, int d1, unsigned long long count)
+{
+	int disk[2] = {d0, d1};
+	if (count == 0 || count > 4096)
+		return fail("twin", dev0, EINVAL);
+	struct blk_request *reqs[2], *done[64];
+	uint8_t *data[2], first[4096], digest[32];
+	unsigned char *seen[2];
+	unsigned long long submitted[2] = {0, 0}, completed[2] = {0, 0};
+	bool sync_done = false;
+	int err = 0;
+	for (int d = 0; d < 2; d++) {
+		reqs[d] = calloc(count, sizeof(*reqs[d]));
+		data[d] = memalign(4096, count * 4096);
+		seen[d] = calloc(count, 1);
+		if (!reqs[d] || !data[d] || !seen[d])
+			return fail("twin", dev0, ENOMEM);
+	}
+	while (!err && completed[0] + completed[1] < 2 * count) {
+		/* Alternately, while either disk takes more. */
+		for (bool took = true; took && !err;) {
+			took = false;
+			for (int d = 0; d < 2 && !err; d++) {
+				if (submitted[d] == count)
+					continue;
+				struct blk_request *r = &reqs[d][submitted[d]];
+				*r = (struct blk_request){.op = BLK_READ,
+				                          .offset = submitted[d] * 4096ull,
+				                          .buf = data[d] + submitted[d] * 4096ull,
+				                          .len = 4096};
+				int e = blk_submit(disk[d], r);
+				if (e && e != -EAGAIN)
+					err = -e;
+				if (!e) {
+					submitted[d]++;
+					took = true;
+				}
+			}
+		}
+		if (!err && !sync_done && submitted[0] > completed[0] && submitted[1] > completed[1]) {
+			sync_done = true;
+			int e = blk_read(disk[1], 0, first, 4096);
+			if (e)
+				err = -e;
+		}
+		/* Reap both; wait on one that has requests out when neither had any. */
+		int got = 0;
+		for (int d = 0; d < 2 && !err; d++) {
+			bool out = submitted[d] > completed[d];
+			int n = out ? blk_poll(disk[d], done, 64) : 0;
+			if (n == 0 && out && got == 0 && d == 1)
+				n = blk_wait(disk[d], done, 64);
+			if (n < 0) {
+				err = -n;
+				break;
+			}
+			for (int k = 0; k < n; k++) {
+				unsigned long long idx = (unsigned long long)(done[k] - reqs[d]);
+				if (done[k] < reqs[d] || idx >= submitted[d] || seen[d][idx]++) {
+					printf("error: twin: a request came back twice, or from the other disk\n");
+					err = EIO;
+					break;
+				}
+				if (done[k]->status)
+					err = -done[k]->status;
+			}
+			completed[d] += (unsigned)n;
+			got += n;
+		}
+	}
+	if (!err && memcmp(first, data[1], 4096) != 0)
+		err = EIO; /* the synchronous read saw other bytes than the asynchronous one */
+	if (err)
+		return fail("twin", dev0, err);
+	printf("twin %s %llu", dev0, count);
+	for (int d = 0; d < 2; d++) {
+		struct sha256 h;
+		sha256_init(&h);
+		sha256_update(&h, data[d], count * 4096);
+		sha256_final(&h, digest);
+		printf(" sha256=");
+		for (int i = 0; i < 32; i++)
+			printf("%02x", digest[i]);
+		free(reqs[d]);
+		free(data[d]);
+		free(seen[d]);
+	}
+	printf("\n");
+	return 0;
+}
+
+/*
  * The held completions of synchronous calls: a synchronous call that meets
  * others' completions keeps them for their owner, who has already got their
  * slots back and may fill the queue again before reaping anything. Round k
@@ -252,18 +357,20 @@ static int cmd_rounds(int disk, const char *dev, unsigned long long rounds)
 	struct blk_info in;
 	blk_info(disk, &in);
 	unsigned long long max = rounds * in.queue_size;
-	if (rounds == 0 || rounds > 64 || max * 4096 > in.size)
+	/* One request more than the queues can take in all: a queue that
+	 * takes it took more than it holds. */
+	if (rounds == 0 || rounds > 64 || (max + 1) * 4096 > in.size)
 		return fail("rounds", dev, EINVAL);
-	struct blk_request *reqs = calloc(max, sizeof(*reqs)), *done[64];
-	uint8_t *data = memalign(4096, max * 4096), *sync = malloc(rounds * 4096), digest[32];
-	unsigned *seen = calloc(max, sizeof(*seen));
+	struct blk_request *reqs = calloc(max + 1, sizeof(*reqs)), *done[64];
+	uint8_t *data = memalign(4096, (max + 1) * 4096), *sync = malloc(rounds * 4096), digest[32];
+	unsigned *seen = calloc(max + 1, sizeof(*seen));
 	unsigned long long submitted = 0, completed = 0;
 	int err = 0;
 	if (!reqs || !data || !sync || !seen)
 		return fail("rounds", dev, ENOMEM);
 	for (unsigned long long k = 0; k < rounds && !err; k++) {
 		for (;;) {
-			if (submitted == max) {
+			if (submitted > max) {
 				err = ENOSPC; /* the queue took more than it holds */
 				break;
 			}
@@ -385,7 +492,7 @@ static int operands(const char *cmd)
 		int operands;
 	} commands[] = {
 	    {"info", 0}, {"flush", 1},  {"id", 1},   {"sleep", 1},   {"parallel", 2}, {"rounds", 2},
-	    {"eof", 1},  {"sha256", 3}, {"zero", 3}, {"discard", 3}, {"fill", 4},
+	    {"eof", 1},  {"sha256", 3}, {"zero", 3}, {"discard", 3}, {"fill", 4},     {"twin", 3},
 	};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))
@@ -415,8 +522,9 @@ int main(int argc, char **argv)
 			printf("error: %s: no disk '%s' (%d attached)\n", cmd, a[0], blk_count());
 			return 1;
 		}
-		for (int k = has_disk; k < want; k++)
-			if (number(a[k], &n[k - has_disk]) != 0) {
+		int names = has_disk + !strcmp(cmd, "twin"); /* twin: a second disk name */
+		for (int k = names; k < want; k++)
+			if (number(a[k], &n[k - names]) != 0) {
 				printf("error: %s: '%s' is not a number\n", cmd, a[k]);
 				return 2;
 			}
@@ -435,7 +543,14 @@ int main(int argc, char **argv)
 			rc = cmd_eof(a[0]);
 		else if (!strcmp(cmd, "rounds"))
 			rc = cmd_rounds(disk, a[0], n[0]);
-		else if (!strcmp(cmd, "zero") || !strcmp(cmd, "discard")) {
+		else if (!strcmp(cmd, "twin")) {
+			int other = disk_of(a[1]);
+			if (other < 0 || other == disk) {
+				printf("error: twin: no other disk '%s'\n", a[1]);
+				return 1;
+			}
+			rc = cmd_twin(disk, a[0], other, n[0]);
+		} else if (!strcmp(cmd, "zero") || !strcmp(cmd, "discard")) {
 			err = !strcmp(cmd, "zero") ? blk_write_zeroes(disk, n[0], n[1]) : blk_discard(disk, n[0], n[1]);
 			if (err)
 				return fail(cmd, a[0], -err);

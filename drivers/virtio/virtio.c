@@ -133,6 +133,7 @@ void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t
 }
 
 void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v) { vd->t->config_write32(vd, off, v); }
+void virtio_config_write8(struct virtio_dev *vd, uint32_t off, uint8_t v) { vd->t->config_write8(vd, off, v); }
 
 uint8_t virtio_isr(struct virtio_dev *vd) { return vd->t->isr(vd); }
 

@@ -27,6 +27,9 @@ struct virtio_dev;
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_RNG     4
 #define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_SCSI    8
+#define VIRTIO_ID_GPU     16
+#define VIRTIO_ID_INPUT   18
 
 /*
  * What a transport does; drivers/virtio/virtio.c builds the spec's steps on
@@ -52,6 +55,7 @@ struct virtio_transport {
 	bool (*config_copy)(struct virtio_dev *vd, uint32_t off, uint8_t *out, uint32_t len);
 	int (*config_generation)(struct virtio_dev *vd); /* -1: the transport has none */
 	void (*config_write32)(struct virtio_dev *vd, uint32_t off, uint32_t v);
+	void (*config_write8)(struct virtio_dev *vd, uint32_t off, uint8_t v);
 	uint8_t (*isr)(struct virtio_dev *vd);
 	/* Gives the device a wake-up interrupt for its queues 0..nqueues-1
 	 * (set up already) and none for config changes: sets irq_vector and
@@ -127,6 +131,9 @@ uint8_t virtio_status(struct virtio_dev *vd);
  * for a range the device does not have. */
 void virtio_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t len);
 void virtio_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v);
+/* An 8-bit field (virtio-input's select and subsel): §4.1.3.1 and §4.2.2.2
+ * want each field written with its own width. */
+void virtio_config_write8(struct virtio_dev *vd, uint32_t off, uint8_t v);
 /* Reads (and so clears) the interrupt status: bit 1 is a config change. */
 uint8_t virtio_isr(struct virtio_dev *vd);
 /* After the queues are set up, before virtio_ready(): a wake-up interrupt

@@ -133,6 +133,13 @@ static void config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
 		wr(vd, MMIO_CONFIG + off, v);
 }
 
+static void config_write8(struct virtio_dev *vd, uint32_t off, uint8_t v)
+{
+	/* §4.2.2.2: "8 bit wide accesses for 8 bit wide fields". */
+	if ((uint64_t)off + 1 <= MMIO_SIZE - MMIO_CONFIG)
+		mmio_write8(vd->mmio + MMIO_CONFIG + off, v);
+}
+
 static uint8_t isr(struct virtio_dev *vd)
 {
 	uint32_t s = rd(vd, MMIO_INTERRUPT_STATUS);
@@ -154,11 +161,24 @@ static void irq_ack(void *ctx)
 
 /* The device's interrupt line as its _CRS in the DSDT names it, through the
  * IOAPIC; one line covers every queue, so nqueues does not matter. */
+/* A device the command line named (virtio_mmio.device=SIZE@BASE:IRQ) has
+ * its interrupt there. Linux treats such an IRQ as an IOAPIC input, edge
+ * triggered and active high (the way microvm wires them); so do we. */
+static int cmdline_irq(uint64_t base, struct acpi_irq *irq)
+{
+	for (int i = 0; i < kopt.nvirtio_mmio; i++)
+		if (kopt.virtio_mmio[i].base == base) {
+			*irq = (struct acpi_irq){.gsi = kopt.virtio_mmio[i].irq, .level = false, .active_low = false};
+			return 0;
+		}
+	return -1;
+}
+
 static int setup_irq(struct virtio_dev *vd, uint16_t nqueues)
 {
 	struct acpi_irq irq;
 	(void)nqueues;
-	if (acpi_virtio_mmio_irq(vd->mmio_phys, &irq) != 0)
+	if (acpi_virtio_mmio_irq(vd->mmio_phys, &irq) != 0 && cmdline_irq(vd->mmio_phys, &irq) != 0)
 		return -ENODEV;
 	int vector = irq_attach_gsi(irq.gsi, irq.level, irq.active_low, vd->name, irq_ack, vd);
 	if (vector < 0)
@@ -173,8 +193,8 @@ static int setup_irq(struct virtio_dev *vd, uint16_t nqueues)
 		.name = tname, .modern = is_modern, .get_status = get_status, .set_status = set_status,                \
 		.get_features = get_features, .set_features = set_features, .queue_max = queue_max,                    \
 		.queue_notify = queue_notify, .queue_enable = queue_enable, .config_copy = config_copy,                \
-		.config_generation = config_generation, .config_write32 = config_write32, .isr = isr,                  \
-		.setup_irq = setup_irq,                                                                                \
+		.config_generation = config_generation, .config_write32 = config_write32,                              \
+		.config_write8 = config_write8, .isr = isr, .setup_irq = setup_irq,                                    \
 	}
 static const struct virtio_transport mmio_modern = MMIO_TRANSPORT("mmio", true);
 static const struct virtio_transport mmio_legacy = MMIO_TRANSPORT("mmio-legacy", false);

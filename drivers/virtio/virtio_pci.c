@@ -157,6 +157,12 @@ static void modern_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t 
 		mmio_write32(vd->devcfg + off, v);
 }
 
+static void modern_config_write8(struct virtio_dev *vd, uint32_t off, uint8_t v)
+{
+	if (vd->devcfg && (uint64_t)off + 1 <= vd->devcfg_len)
+		mmio_write8(vd->devcfg + off, v);
+}
+
 static uint8_t modern_isr(struct virtio_dev *vd) { return mmio_read8(vd->isr_reg); }
 
 /* ---- MSI-X: the wait loop's wake-up (§4.1.5.1.2) ------------------------- */
@@ -296,6 +302,7 @@ static const struct virtio_transport pci_modern = {
     .config_copy = modern_config_copy,
     .config_generation = modern_config_generation,
     .config_write32 = modern_config_write32,
+    .config_write8 = modern_config_write8,
     .isr = modern_isr,
     .setup_irq = pci_setup_irq,
 };
@@ -377,6 +384,12 @@ static void legacy_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t 
 		outl((uint16_t)(vd->io + vd->legacy_cfg + off), v);
 }
 
+static void legacy_config_write8(struct virtio_dev *vd, uint32_t off, uint8_t v)
+{
+	if (legacy_config_fits(vd, off, 1))
+		outb((uint16_t)(vd->io + vd->legacy_cfg + off), v);
+}
+
 static uint8_t legacy_isr(struct virtio_dev *vd) { return inb(vd->io + VIRTIO_PCI_LEGACY_ISR); }
 
 static const struct virtio_transport pci_legacy = {
@@ -392,6 +405,7 @@ static const struct virtio_transport pci_legacy = {
     .config_copy = legacy_config_copy,
     .config_generation = legacy_config_generation,
     .config_write32 = legacy_config_write32,
+    .config_write8 = legacy_config_write8,
     .isr = legacy_isr,
     .setup_irq = pci_setup_irq,
 };

@@ -168,7 +168,7 @@ static int check_chain(const struct virtq *q, const struct virtq_buf *bufs, unsi
 	 * we stop one byte short so that lengths fit in 32 bits. */
 	if (total > UINT32_MAX)
 		return -EINVAL;
-	*in_len = (uint32_t)in;
+	*in_len = (uint32_t)(q->used_len_total ? total : in);
 	return 0;
 }
 

@@ -97,6 +97,11 @@ struct virtq {
 	bool event_idx;                             /* VIRTIO_F_EVENT_IDX was negotiated */
 	void (*notify)(struct virtq *q, void *ctx); /* the transport's "available buffer" kick */
 	void *notify_ctx;
+	/* The device's used len counts the bytes it read too, not only those it wrote (QEMU's
+	 * virtio-scsi reports data-out + response for a write, against §2.7.8): a used len up to
+	 * the chain's whole length is accepted, and the driver must not take len as bytes
+	 * written. Set by the driver after virtq_init(); false by default. */
+	bool used_len_total;
 
 	/* Our own state. Never read back from shared memory, so the device cannot change it. */
 	uint16_t avail_idx;            /* next avail->idx we publish (the device must not write avail) */

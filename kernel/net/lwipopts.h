@@ -58,12 +58,16 @@
 #define LWIP_IGMP                     1
 #define LWIP_DNS                      1
 #define DNS_MAX_SERVERS               2
-#define LWIP_DHCP_GET_NTP_SRV         0
-#define IP_REASSEMBLY                 1
-#define IP_FRAG                       1
-#define IP_REASS_MAX_PBUFS            64 /* a 64 KiB UDP datagram in 1500-byte fragments is 45 */
-#define MEMP_NUM_REASSDATA            8
-#define IP_REASS_MAXAGE               5 /* seconds a half-reassembled datagram may hold buffers */
+/* The DNS servers' UDP port: 53 unless `dns=ADDR:PORT` says otherwise (kernel/net/net.c);
+ * lwIP reads it once per query, so a variable serves. */
+extern unsigned short ringlet_dns_port;
+#define DNS_SERVER_PORT       ringlet_dns_port
+#define LWIP_DHCP_GET_NTP_SRV 0
+#define IP_REASSEMBLY         1
+#define IP_FRAG               1
+#define IP_REASS_MAX_PBUFS    64 /* a 64 KiB UDP datagram in 1500-byte fragments is 45 */
+#define MEMP_NUM_REASSDATA    8
+#define IP_REASS_MAXAGE       5 /* seconds a half-reassembled datagram may hold buffers */
 
 /* ---- IPv6 (SLAAC) -------------------------------------------------------- */
 #define LWIP_IPV6                     1

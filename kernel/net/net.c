@@ -153,6 +153,38 @@ static void ext_status(struct netif *nif, netif_nsc_reason_t reason, const netif
 		addresses_changed = true;
 }
 
+unsigned short ringlet_dns_port = 53; /* lwipopts.h's DNS_SERVER_PORT */
+
+/* "10.0.2.3" or "10.0.2.2:5353" into addr and port (left alone when the
+ * word names none); false when it is neither. */
+static bool parse_dns(const char *s, ip4_addr_t *addr, unsigned short *port)
+{
+	char buf[24];
+	const char *colon = strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) : strlen(s);
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (!ip4addr_aton(buf, addr))
+		return false;
+	if (!colon)
+		return true;
+	unsigned long p = 0;
+	const char *c = colon + 1;
+	if (!*c)
+		return false;
+	for (; *c; c++) {
+		if (*c < '0' || *c > '9' || p > 65535)
+			return false;
+		p = p * 10 + (unsigned long)(*c - '0');
+	}
+	if (p == 0 || p > 65535)
+		return false;
+	*port = (unsigned short)p;
+	return true;
+}
+
 /* "10.0.2.15/24" into addr and netmask; false when it is not that. */
 static bool parse_cidr(const char *s, ip4_addr_t *addr, ip4_addr_t *mask)
 {
@@ -217,12 +249,12 @@ static bool static_config(struct nic *nic, int index)
 		ip4_addr_set_zero(&gw);
 	}
 	if (index == 0 && kopt.net_dns) {
-		if (ip4addr_aton(kopt.net_dns, &dns)) {
+		if (parse_dns(kopt.net_dns, &dns, &ringlet_dns_port)) {
 			ip_addr_t d;
 			ip_addr_copy_from_ip4(d, dns);
 			dns_setserver(0, &d);
 		} else
-			klog("dns=%s is not an address (ignored)", kopt.net_dns);
+			klog("dns=%s is not ADDR or ADDR:PORT (ignored)", kopt.net_dns);
 	}
 	netif_set_addr(&nic->netif, &addr, &mask, &gw);
 	return true;

@@ -1,13 +1,15 @@
 /*
  * fuzz_cmdline: libFuzzer target for kernel/cmdline.c, the kernel command
- * line's word splitter and size parser (the command line comes from whoever
+ * line's word splitter, size parser and virtio_mmio.device= parser (the
+ * command line comes from whoever
  * starts the guest: QEMU's -append, a file on the ESP, a boot loader).
  *
  *	make fuzz FUZZ=cmdline FUZZ_SECONDS=300
  *
  * The input becomes a NUL-terminated buffer of exactly its own size, split in
  * place as the kernel does; every word must lie inside the buffer and be
- * NUL-terminated there, and each word is also given to the size parser.
+ * NUL-terminated there, and each word is also given to the size parser and
+ * (as a value) to the virtio_mmio.device= parser.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strnlen(words[i], (size_t)(buf + size + 1 - words[i])) > size)
 			abort();
 		(void)cmdline_parse_size(words[i], &v);
+		struct cmdline_virtio_mmio d;
+		const char *why;
+		if (cmdline_virtio_mmio(words[i], &d, &why) == 0 &&
+		    (d.size < 0x100 || d.base == 0 || d.base % 4 || d.irq == 0 || d.irq > 255 || why))
+			abort(); /* accepted what it must refuse */
 	}
 	free(buf);
 	return 0;

@@ -92,15 +92,17 @@ def test_api_answers_like_linux():
 
 
 class FakeDns:
-    """A DNS server on 127.0.0.1:53 (the guest's 10.0.2.2:53 through QEMU's
-    user networking) that knows a few A records and says NXDOMAIN to the
-    rest. Port 53 needs root, as the tests run here."""
+    """A DNS server on a free 127.0.0.1 port (the guest's 10.0.2.2:PORT through
+    QEMU's user networking; the guest is told `dns=10.0.2.2:PORT`) that knows
+    a few A records and says NXDOMAIN to the rest. Not port 53: the machine's
+    own resolver may hold it."""
 
     def __init__(self, records):
         self.records = records
         self.queries = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 53))
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -138,7 +140,8 @@ def test_getaddrinfo_over_dns():
         result = run_guest("netcheck", args=["resolve", "echo.test", "other.test", "nosuch.test",
                                               "10.1.1.1", "localhost"],
                            extra=["--net", "user-open", "--append",
-                                  "ip=10.0.2.15/24 gw=10.0.2.2 dns=10.0.2.2"], timeout=120)
+                                  "ip=10.0.2.15/24 gw=10.0.2.2 dns=10.0.2.2:%d" % dns.port],
+                           timeout=120)
         assert result.status == 0, result.output
         assert "resolve echo.test: 10.9.8.7" in result.output
         assert "resolve other.test: 192.0.2.44" in result.output

@@ -16,7 +16,9 @@ only come from the file on the ESP) and the exit status.
   changed, image cut short inside the kernel file) give the message listed in
   docs/images.md and stop the guest, or still boot; never a hang.
 - The libvirt domain XML validates (virt-xml-validate), and a real libvirtd,
-  started by the test in a mount namespace of its own, boots the image.
+  started by the test in a mount namespace of its own, boots the image; and
+  the blktool image with its disk on a virtio-scsi controller, where blktool
+  reads it as sda.
 
 OVMF takes 4-10 s per boot under TCG, so there are few OVMF boots. A failed
 boot waits 10 s for a key before it powers off.
@@ -297,10 +299,10 @@ def test_image_cut_after_the_files_still_boots_bios(images, tmp_path):
 
 # ---- libvirt --------------------------------------------------------------------------
 
-def libvirt_xml(image, out, firmware, vm_type, serial_file=None, name="ringlet-test"):
+def libvirt_xml(image, out, firmware, vm_type, serial_file=None, name="ringlet-test", disk_bus="virtio"):
     cmd = [os.path.join(root(), "scripts", "libvirt-xml"), "--name", name,
            "--image", str(image), "--firmware", firmware, "--type", vm_type,
-           "--out", str(out)]
+           "--disk-bus", disk_bus, "--out", str(out)]
     if serial_file:
         cmd += ["--serial-file", str(serial_file)]
     run_tool(cmd)
@@ -459,8 +461,10 @@ def terminate(pid, wait=10):
         pass
 
 
-def test_libvirt_boot(images, tmp_path, request):
-    """`virsh create` of the generated type='qemu' domain boots hello (SeaBIOS, for speed)."""
+def libvirt_run(request, make_xml, tmp_path):
+    """Start our own libvirtd, `virsh create` the domain make_xml(path, serial,
+    name) writes, and return its serial console once it printed its exit
+    status (or was gone)."""
     install_libvirt()
     if os.geteuid() != 0:
         pytest.skip("starting a system libvirtd needs root")
@@ -471,8 +475,7 @@ def test_libvirt_boot(images, tmp_path, request):
 
     name = "ringlet-test-%d" % os.getpid()
     serial = tmp_path / "serial.log"
-    xml = libvirt_xml(images.hello_qcow2, tmp_path / "domain.xml", "bios", "qemu",
-                      serial, name)
+    xml = make_xml(tmp_path / "domain.xml", serial, name)
 
     def destroy():
         if daemons.virsh("domstate", name, check=False).returncode == 0:
@@ -485,22 +488,47 @@ def test_libvirt_boot(images, tmp_path, request):
     daemons.virsh("create", str(xml))
     deadline = time.monotonic() + BOOT_TIMEOUT
     out = ""
+    def read():
+        return serial.read_text(errors="replace").replace("\r\n", "\n") if serial.exists() else ""
     while time.monotonic() < deadline:
-        out = serial.read_text(errors="replace").replace("\r\n", "\n") if serial.exists() else ""
+        out = read()
         if re.search(r"^exit status: \d+$", out, re.M):
             break
         if daemons.virsh("domstate", name, check=False).returncode != 0:
             # Gone: powered off (on_poweroff=destroy). It may have written its
             # last lines after the read above: read once more.
             time.sleep(0.5)
-            out = serial.read_text(errors="replace").replace("\r\n", "\n") if serial.exists() else ""
+            out = read()
             break
         time.sleep(0.25)
     else:
         raise AssertionError("no `exit status` from the libvirt guest within %d s:\n%s\n%s"
                              % (BOOT_TIMEOUT, out, daemons.log("qemu/%s.log" % name)))
+    return out + daemons.log("qemu/%s.log" % name)
 
-    assert "ringlet-grub: loading" in out, out + daemons.log("qemu/%s.log" % name)
+
+def test_libvirt_boot(images, tmp_path, request):
+    """`virsh create` of the generated type='qemu' domain boots hello (SeaBIOS, for speed)."""
+    out = libvirt_run(request, lambda xml, serial, name: libvirt_xml(
+        images.hello_qcow2, xml, "bios", "qemu", serial, name), tmp_path)
+    assert "ringlet-grub: loading" in out, out
     assert "Hello from Ringlet!\n" in out, out
     assert expected_argv(HELLO_ARGS) in out, out
     assert "exit status: 3\n" in out, out
+
+
+def test_libvirt_boot_virtio_scsi(images, tmp_path, request):
+    """The blktool image with its disk on a virtio-scsi controller (--disk-bus scsi,
+    Proxmox's default): SeaBIOS and GRUB boot from it, and blktool reads the same
+    disk as sda: its checksum of the first MiB is the image file's."""
+    image = tmp_path / "blktool-scsi.img"
+    mkimage("blktool", "-- info sha256 sda 0 1M", image)
+    with open(image, "rb") as f:
+        want = hashlib.sha256(f.read(MiB)).hexdigest()
+    out = libvirt_run(request, lambda xml, serial, name: libvirt_xml(
+        image, xml, "bios", "qemu", serial, name, disk_bus="scsi"), tmp_path)
+    assert "ringlet-grub: loading" in out, out
+    assert re.search(r"virtio-scsi \S+: target 0 lun 0 sda ", out), out
+    assert re.search(r"^info sda size=%d block=512 ro=no .*bus=pci" % os.path.getsize(image), out, re.M), out
+    assert "sha256 sda 0 %d %s\n" % (MiB, want) in out, out
+    assert "***" not in out and "error:" not in out, out

@@ -33,5 +33,8 @@ static inline void mmio_write64(volatile void *p, uint64_t v)
 }
 
 static inline void cpu_relax(void) {}
+/* No interrupts on the host: nothing to turn off. */
+static inline uint64_t irq_save(void) { return 0; }
+static inline void irq_restore(uint64_t f) { (void)f; }
 
 #endif

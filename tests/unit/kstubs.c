@@ -5,6 +5,7 @@
  * counter the test moves. kernel/irq.c is linked as it is, over a machine
  * without IOAPICs (routing fails: a device gets MSI-X or the timer).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,4 +102,19 @@ void wait_add_source(struct wait_source *s)
 {
 	if (kstub_nwait_sources < 8)
 		kstub_wait_sources[kstub_nwait_sources++] = s;
+}
+
+/* The block layer is not linked: a disk driver's registration is only recorded, and the
+ * test drives the disk through the operations it registered. */
+const struct blk_dev_ops *kstub_blk_ops;
+void *kstub_blk_dev[16];
+int kstub_nblk;
+
+int blk_register(const struct blk_dev_ops *ops, void *dev)
+{
+	if (kstub_nblk == 16)
+		return -ENOSPC;
+	kstub_blk_ops = ops;
+	kstub_blk_dev[kstub_nblk++] = dev;
+	return 0;
 }

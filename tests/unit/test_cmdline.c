@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_cmdline.c: host tests of kernel/cmdline.c, the kernel
- * command line's word splitter and size parser.
+ * command line's word splitter, size parser and virtio_mmio.device= parser.
  *
  * Every input is copied into a heap buffer of exactly its own size, so
  * AddressSanitizer catches a read or write one byte past the terminating NUL
@@ -376,6 +376,76 @@ static void test_size_empty(void)
 	CHECK_EQ(rc, -1);
 }
 
+/* ---- virtio_mmio.device= ------------------------------------------------------ */
+
+/* Parses a private exact-size copy (ASan sees a read past its NUL). */
+static int mmio(const char *s, struct cmdline_virtio_mmio *d, const char **why)
+{
+	size_t len = strlen(s) + 1;
+	char *copy = malloc(len);
+	memcpy(copy, s, len);
+	*d = (struct cmdline_virtio_mmio){0, 0, 0, 0};
+	int rc = cmdline_virtio_mmio(copy, d, why);
+	free(copy);
+	return rc;
+}
+
+static void test_virtio_mmio_good(void)
+{
+	struct cmdline_virtio_mmio d;
+	const char *why = "not set";
+	CHECK_EQ(mmio("512@0xfeb00e00:12", &d, &why), 0);
+	CHECK(why == NULL);
+	CHECK_EQ(d.size, 512);
+	CHECK_EQ(d.base, 0xfeb00e00);
+	CHECK_EQ(d.irq, 12);
+	CHECK_EQ(d.id, -1);
+	CHECK_EQ(mmio("4K@0xFEB00000:0x17:3", &d, &why), 0);
+	CHECK_EQ(d.size, 4096);
+	CHECK_EQ(d.base, 0xfeb00000);
+	CHECK_EQ(d.irq, 23);
+	CHECK_EQ(d.id, 3);
+	CHECK_EQ(mmio("1M@4273995264:5", &d, &why), 0); /* a decimal base */
+	CHECK_EQ(d.size, 1 << 20);
+	CHECK_EQ(d.base, 4273995264ull);
+}
+
+#define MMIO_BAD(s, reason)                                                                                            \
+	do {                                                                                                           \
+		struct cmdline_virtio_mmio d_;                                                                         \
+		const char *why_ = NULL;                                                                               \
+		CHECK_EQ(mmio(s, &d_, &why_), -1);                                                                     \
+		CHECK(why_ != NULL && strcmp(why_, reason) == 0);                                                      \
+	} while (0)
+
+static void test_virtio_mmio_bad(void)
+{
+	MMIO_BAD("", "no '@' after the size");
+	MMIO_BAD("512", "no '@' after the size");
+	MMIO_BAD("12345678901234567890123456789@0x1000:5", "no '@' after the size");
+	MMIO_BAD("@0xfeb00e00:12", "bad size");
+	MMIO_BAD("5x@0xfeb00e00:12", "bad size");
+	MMIO_BAD("99999999999999999999@0xfeb00e00:12", "bad size");
+	MMIO_BAD("255@0xfeb00e00:12", "size smaller than the 0x100 bytes of registers");
+	MMIO_BAD("512@:12", "bad base address");
+	MMIO_BAD("512@0x:12", "bad base address");
+	MMIO_BAD("512@0:12", "bad base address");
+	MMIO_BAD("512@0xfeb00e02:12", "bad base address");
+	MMIO_BAD("512@0xffffffffffffffffff:12", "bad base address"); /* overflow */
+	MMIO_BAD("512@0x10000000000000:12", "base address and size run past physical memory");
+	MMIO_BAD("16G@0xffffffff000000:12", "base address and size run past physical memory");
+	MMIO_BAD("512@0xfeb00e00", "bad IRQ (want 1 to 255)");
+	MMIO_BAD("512@0xfeb00e00:", "bad IRQ (want 1 to 255)");
+	MMIO_BAD("512@0xfeb00e00:0", "bad IRQ (want 1 to 255)");
+	MMIO_BAD("512@0xfeb00e00:256", "bad IRQ (want 1 to 255)");
+	MMIO_BAD("512@0xfeb00e00;12", "bad IRQ (want 1 to 255)");
+	MMIO_BAD("512@0xfeb00e00:12:", "bad device ID");
+	MMIO_BAD("512@0xfeb00e00:12:-1", "bad device ID");
+	MMIO_BAD("512@0xfeb00e00:12:4294967296", "bad device ID");
+	MMIO_BAD("512@0xfeb00e00:12x", "junk after the IRQ");
+	MMIO_BAD("512@0xfeb00e00:12:3:4", "junk after the IRQ");
+}
+
 int main(void)
 {
 	RUN_TEST(test_plain_words);
@@ -397,5 +467,7 @@ int main(void)
 	RUN_TEST(test_size_junk);
 	RUN_TEST(test_size_suffix_without_digits);
 	RUN_TEST(test_size_empty);
+	RUN_TEST(test_virtio_mmio_good);
+	RUN_TEST(test_virtio_mmio_bad);
 	return check_report();
 }
