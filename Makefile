@@ -10,7 +10,7 @@
 #                         build/APP/ringlet.img (GPT: UEFI + BIOS), .qcow2 and a libvirt .xml;
 #                         ARGS become the command line kept in the image (ringlet/cmdline.txt)
 #   make debug            boot halted under gdb
-#   make bench            benchmarks (bench/boot, bench/idle, bench/scsi, bench/screen; bench/blk and bench/rng compare with Linux)
+#   make bench            benchmarks (bench/boot, bench/idle, bench/scsi, bench/screen, bench/console; bench/blk and bench/rng compare with Linux)
 #   make V=1              show full commands
 #
 # Dependencies (Debian packages, newlib built once into build/) are checked
@@ -61,7 +61,8 @@ KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kern
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
 	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_balloon.c drivers/virtio_blk.c \
-	drivers/virtio_rng.c drivers/virtio_net.c drivers/virtio_scsi.c drivers/virtio_gpu.c drivers/virtio_input.c
+	drivers/virtio_rng.c drivers/virtio_net.c drivers/virtio_scsi.c drivers/virtio_gpu.c drivers/virtio_input.c \
+	drivers/virtio_console.c
 APP_SRCS := $(sort $(wildcard apps/$(APP)/*.c))
 # The network stack's kernel side: an archive like lwIP, so an application that never calls
 # the network (no socket, no <ringlet/net.h>) links none of it; main.c starts it through a
@@ -211,7 +212,7 @@ debug: $(ELF)
 # ---- tests ----------------------------------------------------------------------
 UNIT_TESTS := test_virtq test_cmdline test_sha256 test_pci test_virtio_pci test_virtio_blk test_chacha20 \
 	test_virtio_rng test_bootinfo test_virtio_net test_net_offload test_virtio_scsi test_virtio_gpu test_virtio_input \
-	test_virtio_balloon
+	test_virtio_balloon test_virtio_console
 UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit -Iinclude
 
@@ -234,7 +235,8 @@ $(BUILD)/tests/test_virtio_blk: tests/unit/test_virtio_blk.c drivers/virtio_blk.
 $(BUILD)/tests/test_virtio_blk: UNIT_EXTRA := -include tests/unit/fake_io.h -Idrivers
 $(BUILD)/tests/test_chacha20: tests/unit/test_chacha20.c kernel/chacha20.c kernel/chacha20.h tests/unit/check.h
 # The driver is #included by its test (its state is static); the virtqueue is linked.
-UNIT_INCLUDED := drivers/virtio_rng.c drivers/virtio_gpu.c drivers/virtio_input.c drivers/virtio_balloon.c
+UNIT_INCLUDED := drivers/virtio_rng.c drivers/virtio_gpu.c drivers/virtio_input.c drivers/virtio_balloon.c \
+	drivers/virtio_console.c
 $(BUILD)/tests/test_virtio_gpu: tests/unit/test_virtio_gpu.c drivers/virtio_gpu.c drivers/virtio_gpu.h \
 		drivers/virtio/virtio_gpu.h drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
 $(BUILD)/tests/test_virtio_input: tests/unit/test_virtio_input.c drivers/virtio_input.c drivers/virtio_input.h \
@@ -246,8 +248,8 @@ $(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/vir
 		drivers/virtio_balloon.h include/ringlet/balloon.h drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		kernel/kernel.h tests/unit/check.h tests/unit/fake_io.h
 $(BUILD)/tests/test_virtio_balloon: UNIT_EXTRA := -include tests/unit/fake_io.h
-$(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
-		tests/unit/check.h
+$(BUILD)/tests/test_virtio_console: tests/unit/test_virtio_console.c drivers/virtio_console.c \
+		drivers/virtio_console.h kernel/fd.h drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
 $(BUILD)/tests/test_net_offload: tests/unit/test_net_offload.c kernel/net/offload.c kernel/net/offload.h tests/unit/check.h
 # The driver is #included by its test (a fresh start per test case), so not compiled again here.
 $(BUILD)/tests/test_virtio_net: tests/unit/test_virtio_net.c drivers/virtio_net.c drivers/virtio_net.h \
@@ -256,6 +258,8 @@ $(BUILD)/tests/test_virtio_net: tests/unit/test_virtio_net.c drivers/virtio_net.
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  HOSTCC  $@")
 	$(Q)gcc $(UNIT_CFLAGS) tests/unit/test_virtio_net.c drivers/virtio/virtio.c drivers/virtio/virtq.c -o $@
+$(BUILD)/tests/test_bootinfo: tests/unit/test_bootinfo.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h \
+		tests/unit/check.h
 $(BUILD)/tests/test_virtio_scsi: tests/unit/test_virtio_scsi.c drivers/virtio_scsi.c drivers/virtio_scsi.h \
 		drivers/virtio/virtq.c drivers/virtio/virtq.h drivers/virtio/virtio.h drivers/virtio/virtio_dev.h \
 		kernel/blkdev.h kernel/kernel.h include/ringlet/blk.h tests/unit/check.h
@@ -340,6 +344,7 @@ bench:
 	$(Q)bench/idle
 	$(Q)bench/scsi
 	$(Q)bench/screen
+	$(Q)bench/console
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

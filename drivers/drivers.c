@@ -13,6 +13,7 @@
 #include "virtio/virtio_dev.h"
 #include "virtio_balloon.h"
 #include "virtio_blk.h"
+#include "virtio_console.h"
 #include "virtio_gpu.h"
 #include "virtio_input.h"
 #include "virtio_net.h"
@@ -29,6 +30,9 @@ static int attach(struct virtio_dev *vd, const char **driver, char *note, size_t
 	case VIRTIO_ID_BLOCK:
 		*driver = "virtio-blk";
 		return virtio_blk_probe(vd, note, note_len);
+	case VIRTIO_ID_CONSOLE:
+		*driver = "virtio-console";
+		return virtio_console_probe(vd, note, note_len);
 	case VIRTIO_ID_BALLOON:
 		*driver = "virtio-balloon";
 		return virtio_balloon_probe(vd, note, note_len);

@@ -1,10 +1,21 @@
 /*
- * kernel/console.c: the serial console (a 16550 UART on COM1) and the
- * kernel's log.
+ * kernel/console.c: the console (a 16550 UART on COM1, the screen, a
+ * virtio-console port) and the kernel's log.
  *
- * console= (a kernel option) says where output goes: serial (the default),
- * gpu (the screen, kernel/fbcon.c) or both, "console=gpu,serial". Input is
- * the serial line and any virtio keyboard, merged.
+ * console= (a kernel option) says where output goes: serial (the default;
+ * "uart" says the same), gpu (the screen, kernel/fbcon.c), virtio (a
+ * virtio-console port, drivers/virtio_console.c), or several, as in
+ * "console=gpu,serial". Input is the serial line and any virtio keyboard,
+ * merged; or the virtio console port when there is one.
+ *
+ * With virtio the output is held back (EARLY_BYTES of it) until the driver
+ * finds a console port, and then sent there first, so the port carries the
+ * whole boot log. With console=virtio alone the UART gets nothing; it is the
+ * fallback: it gets the held lines when no port is found once the devices
+ * are probed, when the guest stops before (a panic) or when they do not
+ * fit, and everything after, should the device break. The port's output is
+ * batched: one request per 4 KiB buffer until main() starts
+ * (console_boot_done()); after that every write is sent when it returns.
  *
  * The kernel formats with its own small printf (kvsnprintf below) rather
  * than newlib's: it is used on the panic path, which must work even when the
@@ -17,6 +28,7 @@
 
 #include <ringlet/input.h>
 
+#include "../drivers/virtio_console.h"
 #include "../drivers/virtio_input.h"
 #include "io.h"
 #include "kernel.h"
@@ -38,23 +50,37 @@ static bool uart_present;
  * its share is kept by fbcon_early(). */
 static bool out_serial = true, out_gpu;
 
+/* console=virtio asked for; the virtio sink is on; the boot log is still
+ * being written (batched). */
+static bool want_virtio, use_virtio, booting = true;
+/* What was written before the port was up, held for it (see holding()). */
+#define EARLY_BYTES 16384
+static char early[EARLY_BYTES];
+static size_t early_len;
+/* The boot log's cost on each sink (time spent in console_write), for
+ * `debug`'s "console:" line and bench/console. */
+static uint64_t uart_ns, uart_bytes, virtio_ns, virtio_bytes;
+
 bool console_option(const char *v)
 {
-	bool serial = false, gpu = false;
+	bool serial = false, gpu = false, virtio = false;
 	for (const char *p = v; *p;) {
 		size_t n = strcspn(p, ",");
-		if (n == 6 && strncmp(p, "serial", 6) == 0)
+		if ((n == 6 && strncmp(p, "serial", 6) == 0) || (n == 4 && strncmp(p, "uart", 4) == 0))
 			serial = true;
 		else if (n == 3 && strncmp(p, "gpu", 3) == 0)
 			gpu = true;
+		else if (n == 6 && strncmp(p, "virtio", 6) == 0)
+			virtio = true;
 		else
 			return false;
 		p += n + (p[n] == ',');
 	}
-	if (!serial && !gpu)
+	if (!serial && !gpu && !virtio)
 		return false;
 	out_serial = serial;
 	out_gpu = gpu;
+	want_virtio = virtio;
 	return true;
 }
 
@@ -111,20 +137,125 @@ static void uart_putc(char c)
 	outb(COM1 + UART_DATA, (uint8_t)c);
 }
 
-void console_write(const char *s, size_t n)
+static void uart_write(const char *s, size_t n)
 {
-	if (out_gpu) {
-		fbcon_early(s, n); /* kept until the screen is there */
-		fbcon_write(s, n);
-	}
-	if (!uart_present || !out_serial)
+	if (!uart_present)
 		return;
+	uint64_t t0 = booting ? time_ns() : 0;
 	for (size_t i = 0; i < n; i++) {
 		/* Terminals want CR LF; programs write LF. */
 		if (s[i] == '\n')
 			uart_putc('\r');
 		uart_putc(s[i]);
 	}
+	if (booting) {
+		uart_ns += time_ns() - t0;
+		uart_bytes += n;
+	}
+}
+
+static bool virtio_write(const char *s, size_t n)
+{
+	uint64_t t0 = booting ? time_ns() : 0;
+	bool ok = virtio_console_write(s, n);
+	if (ok && !booting)
+		virtio_console_flush();
+	if (booting) {
+		virtio_ns += time_ns() - t0;
+		virtio_bytes += n;
+	}
+	return ok;
+}
+
+/* With console=virtio, what is written before the port is up is held here:
+ * the port gets it first thing, and the UART (where every byte is a trap)
+ * gets it, unless it is a console anyway, only if there turns out to be no
+ * port (console_devices_done()), the guest stops first (a panic, a fault:
+ * console_drain()) or the buffer fills. */
+static bool holding(void) { return want_virtio && !use_virtio; }
+
+/* The UART becomes a console after all, and gets what was held. */
+static void to_serial(void)
+{
+	if (!out_serial)
+		uart_write(early, early_len);
+	out_serial = true;
+	early_len = 0;
+}
+
+void console_write(const char *s, size_t n)
+{
+	if (use_virtio && !virtio_write(s, n)) {
+		use_virtio = want_virtio = false; /* the device broke: back to the UART */
+		if (!out_serial) {
+			static const char lost[] = "console: virtio console lost, back on the UART\n";
+			to_serial();
+			uart_write(lost, sizeof(lost) - 1);
+		}
+	} else if (holding()) {
+		if (n <= EARLY_BYTES - early_len) {
+			memcpy(early + early_len, s, n);
+			early_len += n;
+		} else {
+			to_serial(); /* too much before the port: the UART has it all */
+		}
+	}
+	if (out_gpu) {
+		fbcon_early(s, n); /* kept until the screen is there */
+		fbcon_write(s, n);
+	}
+	if (out_serial)
+		uart_write(s, n);
+}
+
+void console_virtio_ready(void)
+{
+	if (!holding())
+		return;
+	use_virtio = true;
+	virtio_write(early, early_len);
+	early_len = 0;
+}
+
+void console_devices_done(void)
+{
+	if (!holding())
+		return;
+	want_virtio = false;
+	bool had_serial = out_serial;
+	to_serial();
+	if (!had_serial)
+		klog("console: console=virtio but no virtio console port: the UART stays");
+}
+
+void console_flush(void)
+{
+	if (use_virtio)
+		virtio_console_flush();
+}
+
+void console_drain(void)
+{
+	if (holding())
+		to_serial(); /* stopping before the port came up: say it somewhere */
+	console_flush();
+	virtio_console_drain(100000000ull);
+}
+
+void console_boot_done(void)
+{
+	if (use_virtio) { /* the last request of the boot log is part of its cost */
+		uint64_t t0 = time_ns();
+		console_flush();
+		virtio_ns += time_ns() - t0;
+	}
+	booting = false;
+	struct virtio_console_stats st;
+	virtio_console_stats(&st);
+	kdebug("console: boot log on the UART %lu B in %lu us; on virtio-console %lu B in %lu us, %lu requests",
+	       (unsigned long)uart_bytes, (unsigned long)(uart_ns / 1000), (unsigned long)virtio_bytes,
+	       (unsigned long)(virtio_ns / 1000), (unsigned long)st.requests);
+	console_flush();
 }
 
 /* The next byte from the serial line or a keyboard, or -1. */
@@ -158,6 +289,15 @@ bool input_stdin_ready(void)
 size_t console_read(char *buf, size_t n)
 {
 	size_t got = 0;
+	if (use_virtio && virtio_console_available()) {
+		console_flush(); /* a prompt goes out before the wait */
+		while (n && !(got = virtio_console_read(buf, n)) && virtio_console_available())
+			wait_until(virtio_console_readable, NULL, WAIT_FOREVER);
+		for (size_t i = 0; i < got; i++)
+			if (buf[i] == '\r')
+				buf[i] = '\n';
+		return got;
+	}
 	if ((!uart_present && !virtio_input_have_keyboard()) || n == 0)
 		return 0;
 	while (got < n) {

@@ -22,10 +22,12 @@ static bool debug_exit_present(void) { return inb(DEBUG_EXIT_PORT) != 0xff; }
 _Noreturn void kernel_exit(int status)
 {
 	kdebug("exit: status %d after %lu us", status, (unsigned long)(time_ns() / 1000));
+	console_drain(); /* virtio-console ports may hold output back */
 	if (kopt.hold && status != EXIT_PANIC) {
 		/* A screen that vanishes as soon as the program ends shows nothing:
 		 * with `hold` the guest stays, halted, until the host stops it. */
 		kprintf("ringlet: exit status %d; holding (kernel option hold)\n", status);
+		console_flush();
 		for (;;)
 			time_idle(UINT64_MAX);
 	}

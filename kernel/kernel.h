@@ -65,13 +65,23 @@ extern struct kernel_options kopt;
 /* ---- console and log (kernel/console.c) -------------------------------- */
 void console_init(void);
 void console_write(const char *s, size_t n);
-/* Reads up to n bytes typed on the serial line or a virtio keyboard;
- * waits for at least one. */
+/* Reads up to n bytes typed on the serial line or a virtio keyboard, or
+ * on the virtio console port when it is the console; waits for at least one. */
 size_t console_read(char *buf, size_t n);
-/* console=serial|gpu|gpu,serial: true when v is one of those. */
+/* console=serial|uart|gpu|virtio, or several ("gpu,serial"): true when v is one of those. */
 bool console_option(const char *v);
 /* After drivers_init(): the screen takes its share of the console. */
 void console_start_gpu(void);
+/* The devices are probed: with console=virtio and no port, the UART takes
+ * over (and gets what was held back for the port). */
+void console_devices_done(void);
+/* Sends what the console holds back (virtio-console batches). */
+void console_flush(void);
+/* At exit: flush, and give the devices up to 100 ms to take every byte. */
+void console_drain(void);
+/* main() is about to run: the boot log is complete (sent, and its cost
+ * logged with `debug`); from now on each write is sent at once. */
+void console_boot_done(void);
 /* kernel/fbcon.c: the console on the screen. */
 bool fbcon_init(void);
 void fbcon_write(const char *s, size_t n);

@@ -201,6 +201,7 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 	     (unsigned long)(heap_max_bytes() >> 20));
 	drivers_init();
 	console_start_gpu();
+	console_devices_done();
 	blk_init();
 	random_init();
 	stack_guard_reseed();
@@ -209,5 +210,6 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 		net_start(kopt.net_wait_s);
 
 	uintptr_t top = stack_alloc(kopt.stack_size, "main stack");
+	console_boot_done();
 	stack_switch_call(top, app_start);
 }

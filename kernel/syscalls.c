@@ -28,7 +28,7 @@
 #include "wait.h"
 
 #define MAX_FDS     64 /* FD_SETSIZE in newlib's <sys/select.h> */
-#define MAX_DEVICES 16
+#define MAX_DEVICES 32
 
 struct open_file {
 	const struct fd_ops *ops; /* NULL: the slot is free */
@@ -38,7 +38,7 @@ struct open_file {
 };
 
 struct device {
-	char path[32];
+	char path[64]; /* "/dev/virtio-ports/NAME" */
 	const struct fd_ops *ops;
 	void *ctx;
 };
