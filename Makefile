@@ -1,7 +1,9 @@
 # Ringlet: one application + the kernel + newlib, linked into one PVH ELF.
 #
 #   make [APP=hello]      build build/APP/ringlet.elf (+ .asm disassembly, .sym symbol map)
-#   make run [APP=..] [ARGS="..."] [RUNFLAGS="--machine microvm ..."]
+#   make run              httpd serving the guide (docs/ as HTML on a tar disk) at
+#                         http://127.0.0.1:8080/ (or the next free port)
+#   make run APP=.. [ARGS="..."] [RUNFLAGS="--machine microvm ..."]
 #                         build and boot it in QEMU (scripts/run --help)
 #   make test             host unit tests, fuzz targets (a bounded run) and QEMU integration tests
 #   make fuzz [FUZZ=name] [FUZZ_SECONDS=60]
@@ -16,7 +18,7 @@
 # Dependencies (Debian packages, newlib built once into build/) are checked
 # and installed by scripts/deps, which every target below calls first.
 
-APP ?= hello
+APP ?= httpd
 BUILD := build
 ARGS ?=
 RUNFLAGS ?=
@@ -42,7 +44,7 @@ COMMON_FLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pie -fno-pic -mno-red-zone
 	-fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
 	-fstack-protector-strong -mstack-protector-guard=global \
 	-nostdinc -isystem $(NEWLIB)/include -isystem $(GCC_INCLUDE) -Iinclude \
-	-D_POSIX_TIMERS=1 -D_POSIX_MONOTONIC_CLOCK=200112L \
+	-D_POSIX_TIMERS=1 -D_POSIX_MONOTONIC_CLOCK=200112L -D__ringlet__=1 \
 	-Wall -Wextra -Werror -MMD -MP
 # The kernel never touches SSE/x87 registers, so it need not save them.
 # lwIP's headers and Ringlet's port of it (kernel/net: lwipopts.h, arch/cc.h).
@@ -57,7 +59,7 @@ LDFLAGS := -nostdlib -static -no-pie -T linker.ld -z max-page-size=4096 -z noexe
 BOOT_SRCS := boot/entry.S boot/boot.c boot/bootparse.c
 KERNEL_SRCS := kernel/acpi.c kernel/cmdline.c kernel/console.c kernel/cpu.c kernel/exit.c \
 	kernel/blk.c kernel/heap.c kernel/irq.c kernel/ksyms.c kernel/main.c kernel/paging.c kernel/pci.c kernel/pmem.c \
-	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c kernel/fbcon.c \
+	kernel/wait.c kernel/chacha20.c kernel/random.c kernel/poll.c kernel/fbcon.c kernel/tarfs.c kernel/fs.c \
 	kernel/syscalls.c kernel/time.c kernel/trap.c kernel/vectors.S
 DRIVER_SRCS := drivers/drivers.c drivers/virtio/virtio.c drivers/virtio/virtio_mmio.c drivers/virtio/virtio_pci.c \
 	drivers/virtio/virtio_pci_caps.c drivers/virtio/virtq.c drivers/virtio_balloon.c drivers/virtio_blk.c \
@@ -97,7 +99,7 @@ LIBS := --start-group $(NET_LIB) $(LWIP_LIB) $(NEWLIB)/lib/libc.a $(NEWLIB)/lib/
 OUT := $(BUILD)/$(APP)
 ELF := $(OUT)/ringlet.elf
 
-.PHONY: all deps run debug image test unit-test fuzz fuzz-test integration-test bench clean distclean format format-check help
+.PHONY: all deps run site debug image test unit-test fuzz fuzz-test integration-test bench clean distclean format format-check help
 all: $(ELF)
 
 help:
@@ -201,9 +203,25 @@ image: $(ELF) $(BUILD)/efi/BOOTX64.EFI
 deps:
 	$(Q)scripts/deps
 
+# The guide as a web site: docs/*.md through cmark-gfm, packed with tar (scripts/mksite).
+SITE_TAR := $(BUILD)/site/site.tar
+site: $(SITE_TAR)
+$(SITE_TAR): scripts/mksite $(wildcard docs/*)
+	$(Q)scripts/deps --quiet test
+	@$(if $(Q),echo "  MKSITE  $@")
+	$(Q)scripts/mksite docs $(BUILD)/site >/dev/null
+
+# httpd runs with the guide on a tar disk and the devices it shows (scripts/serve);
+# any other application as scripts/run boots it.
+ifeq ($(APP),httpd)
+run: $(ELF) $(SITE_TAR)
+	$(Q)scripts/deps --quiet run
+	$(Q)scripts/serve $(RUNFLAGS) -- $(ARGS)
+else
 run: $(ELF)
 	$(Q)scripts/deps --quiet run
 	$(Q)scripts/run $(RUNFLAGS) $(APP) -- $(ARGS)
+endif
 
 debug: $(ELF)
 	$(Q)scripts/deps --quiet run
@@ -278,8 +296,9 @@ unit-test: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # `make test` runs each over its seeds plus FUZZ_RUNS fresh inputs (a fixed
 # seed, so a run is repeatable); `make fuzz` runs them for FUZZ_SECONDS each,
 # and keeps what it finds in build/fuzz/corpus-NAME/ (crashes: build/fuzz/). An input
-# that takes over 10 s (a walk that never ends) counts as a crash.
-FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 virtio_net inet
+# that takes over 10 s (a walk that never ends) counts as a crash. Inputs are up to 4 KiB;
+# fuzz_tar's 128 KiB, so that its seeds with a 64 KiB pax header stay whole.
+FUZZ_TARGETS := cmdline pci virtio_caps pvh mb2 virtio_net inet tar http
 FUZZ ?= $(FUZZ_TARGETS)
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 60
@@ -302,6 +321,8 @@ $(BUILD)/fuzz/fuzz_virtio_net: tests/fuzz/fuzz_virtio_net.c drivers/virtio/virti
 $(BUILD)/fuzz/fuzz_inet: FUZZ_CFLAGS += -Dinet_pton=ringlet_inet_pton -Dinet_ntop=ringlet_inet_ntop \
 	-Dinet_aton=ringlet_inet_aton -Dinet_addr=ringlet_inet_addr -Dinet_ntoa=ringlet_inet_ntoa
 $(BUILD)/fuzz/fuzz_inet: tests/fuzz/fuzz_inet.c kernel/net/inet.c
+$(BUILD)/fuzz/fuzz_tar: tests/fuzz/fuzz_tar.c kernel/tarfs.c kernel/tarfs.h
+$(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c apps/httpd/http.c apps/httpd/http.h
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
@@ -311,7 +332,8 @@ fuzz-test: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
 	$(Q)for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz_$$t: seeds + $(FUZZ_RUNS) fresh inputs"; \
 		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -timeout=10 -artifact_prefix=$(BUILD)/fuzz/$$t- \
+		ml=4096; [ $$t = tar ] && ml=131072; \
+		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -seed=1 -max_len=$$ml -timeout=10 -artifact_prefix=$(BUILD)/fuzz/$$t- \
 			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1 || \
 			{ tail -40 $(BUILD)/fuzz/$$t.log; echo "error: fuzz_$$t failed (log: $(BUILD)/fuzz/$$t.log)" >&2; exit 1; }; \
 		tail -1 $(BUILD)/fuzz/$$t.log; \

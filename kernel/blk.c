@@ -322,6 +322,13 @@ static ssize_t file_io(struct disk *d, bool write, uint8_t *buf, size_t n, uint6
 }
 
 static ssize_t file_read(void *ctx, void *buf, size_t n, uint64_t off) { return file_io(ctx, false, buf, n, off); }
+
+/* For filesystems on a disk (kernel/fs.c): pread() without a descriptor. */
+ssize_t blk_pread(int i, void *buf, size_t n, uint64_t off)
+{
+	struct disk *d = disk_get(i);
+	return d ? file_io(d, false, buf, n, off) : -ENODEV;
+}
 static ssize_t file_write(void *ctx, const void *buf, size_t n, uint64_t off)
 {
 	return file_io(ctx, true, (uint8_t *)buf, n, off);

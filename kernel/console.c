@@ -282,6 +282,9 @@ bool input_stdin_ready(void)
 	return stdin_ready(NULL);
 }
 
+/* poll() on descriptor 0: a byte taken here waits in pending for console_read(). */
+bool console_rx_ready(void) { return stdin_ready(NULL); }
+
 /* The UART has no wake-up interrupt here: the wait loop looks at it every
  * 10 ms (and after every device wake-up) while a read waits. */
 #define CONSOLE_TICK_NS 10000000ull

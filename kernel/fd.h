@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct stat;
+struct dirent;
+
 struct fd_ops {
 	int (*open)(void *ctx, int flags); /* optional: refuse e.g. writes */
 	ssize_t (*read)(void *ctx, void *buf, size_t n, uint64_t off);
@@ -26,8 +29,27 @@ struct fd_ops {
 	short (*poll)(void *ctx);
 	/* optional: fcntl(F_SETFL) changed the flags (O_NONBLOCK). */
 	void (*set_flags)(void *ctx, int flags);
+	/* optional: fstat() fills st itself (a file in a filesystem); without
+	 * it the file is a block device of size() bytes. */
+	int (*stat)(void *ctx, struct stat *st);
+	/* optional (a directory): the next entry after *cookie (0 at the
+	 * start) into de; 1, 0 at the end, or a negative errno. */
+	int (*readdir)(void *ctx, uint64_t *cookie, struct dirent *de);
 	bool is_tty;
 };
+
+/* A filesystem mounted at a directory: open() and stat() of a path under it
+ * reach open() here with the rest of the path, normalised ("a/b", "" for
+ * the mount point itself), which installs nothing and returns the file's
+ * ops and ctx, or a negative errno. */
+struct fs_ops {
+	int (*open)(void *fs, const char *rel, int flags, const struct fd_ops **ops, void **ctx);
+};
+/* Mounts fs at dir (absolute, normalised): 0, -EBUSY (something is there
+ * already), -ENOSPC (the table is full) or -EINVAL. */
+int fd_mount(const char *dir, const struct fs_ops *ops, void *fs);
+/* Whether something is mounted at exactly dir. */
+bool fd_mounted(const char *dir);
 
 void fd_init(void);
 int fd_register_device(const char *path, const struct fd_ops *ops, void *ctx);

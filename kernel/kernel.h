@@ -54,6 +54,7 @@ struct kernel_options {
 	const char *net_ip;  /* ip=10.0.2.15/24[,eth1's,...]: "dhcp" for one that asks */
 	const char *net_gw;  /* gw=10.0.2.2 */
 	const char *net_dns; /* dns=10.0.2.3 */
+	const char *mount;   /* mount=/www:vda[,DIR:DISK...]: tar disks to mount (kernel/fs.c) */
 	/* virtio_mmio.device=...: virtio-mmio devices the command line names,
 	 * wherever they stand in it (drivers/drivers.c probes them) */
 	struct cmdline_virtio_mmio virtio_mmio[32]; /* microvm has 24 slots */
@@ -68,6 +69,8 @@ void console_write(const char *s, size_t n);
 /* Reads up to n bytes typed on the serial line or a virtio keyboard, or
  * on the virtio console port when it is the console; waits for at least one. */
 size_t console_read(char *buf, size_t n);
+/* Whether a typed byte waits to be read (poll()'s POLLIN on descriptor 0). */
+bool console_rx_ready(void);
 /* console=serial|uart|gpu|virtio, or several ("gpu,serial"): true when v is one of those. */
 bool console_option(const char *v);
 /* After drivers_init(): the screen takes its share of the console. */

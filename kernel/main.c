@@ -31,6 +31,7 @@ extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
 _Noreturn void stack_switch_call(uintptr_t top, void (*fn)(void)); /* kernel/vectors.S */
 void drivers_init(void);                                           /* drivers/drivers.c */
 void blk_init(void);                                               /* kernel/blk.c */
+void fs_mount_option(const char *opt);                             /* kernel/fs.c */
 
 #define MAX_ARGS 128
 static char cmdline[BOOT_CMDLINE_MAX];
@@ -95,6 +96,8 @@ static bool kernel_option(const char *w, bool warn)
 		kopt.net_dns = w + 4;
 	else if (strncmp(w, "netwait=", 8) == 0 && cmdline_parse_size(w + 8, &size) == 0 && size <= 3600)
 		kopt.net_wait_s = (unsigned)size;
+	else if (strncmp(w, "mount=", 6) == 0 && w[6])
+		kopt.mount = w + 6;
 	else if (strncmp(w, "stack=", 6) == 0 && cmdline_parse_size(w + 6, &size) == 0 && size >= 16384 &&
 	         size <= (1ull << 30))
 		kopt.stack_size = size;
@@ -203,6 +206,8 @@ __attribute__((no_stack_protector)) _Noreturn void kernel_main(struct boot_info 
 	console_start_gpu();
 	console_devices_done();
 	blk_init();
+	if (kopt.mount)
+		fs_mount_option(kopt.mount);
 	random_init();
 	stack_guard_reseed();
 	/* The network, when the application uses it (else net_start is not linked in). */

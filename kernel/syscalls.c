@@ -6,12 +6,16 @@
  * File descriptors 0-2 start as the serial console and close like any other
  * (the kernel's own log writes to the console directly); devices registered
  * with fd_register_device() (the disks: /dev/vda, ...) can be opened by
- * name. What Ringlet cannot do (fork, exec, links, ...) fails with ENOSYS.
+ * name, and paths under a mount point (fd_mount(): the tar filesystem,
+ * kernel/fs.c) reach that filesystem, directories included (opendir()).
+ * What Ringlet cannot do (fork, exec, links, ...) fails with ENOSYS.
  * Where POSIX leaves room, Linux's behaviour is the model (apps/posixedge
  * compares the two).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -27,8 +31,10 @@
 #include "kernel.h"
 #include "wait.h"
 
-#define MAX_FDS     64 /* FD_SETSIZE in newlib's <sys/select.h> */
+#define MAX_FDS     512 /* select() sees the first FD_SETSIZE (64); poll() all: a server holds many */
 #define MAX_DEVICES 32
+#define MAX_MOUNTS  8
+#define MAX_PATH    1024
 
 struct open_file {
 	const struct fd_ops *ops; /* NULL: the slot is free */
@@ -43,8 +49,15 @@ struct device {
 	void *ctx;
 };
 
+struct mount {
+	char dir[64]; /* absolute, normalised; "" when the slot is free */
+	const struct fs_ops *ops;
+	void *fs;
+};
+
 static struct open_file files[MAX_FDS];
 static struct device devices[MAX_DEVICES];
+static struct mount mounts[MAX_MOUNTS];
 
 /* ---- the console as a file --------------------------------------------- */
 
@@ -61,9 +74,17 @@ static ssize_t console_fd_write(void *ctx, const void *buf, size_t n, uint64_t o
 	return (ssize_t)n;
 }
 
+/* Readable only when a byte waits, so that poll() on 0 beside sockets works. */
+static short console_fd_poll(void *ctx)
+{
+	(void)ctx;
+	return (short)(POLLOUT | (console_rx_ready() ? POLLIN : 0));
+}
+
 static const struct fd_ops console_ops = {
     .read = console_fd_read,
     .write = console_fd_write,
+    .poll = console_fd_poll,
     .is_tty = true,
 };
 
@@ -96,15 +117,127 @@ static struct open_file *file_get(int fd)
 
 /* ---- files ------------------------------------------------------------- */
 
+/* ---- mount points --------------------------------------------------------- */
+
+int fd_mount(const char *dir, const struct fs_ops *ops, void *fs)
+{
+	if (dir[0] != '/' || strlen(dir) >= sizeof(mounts[0].dir))
+		return -EINVAL;
+	if (fd_mounted(dir))
+		return -EBUSY;
+	for (int i = 0; i < MAX_MOUNTS; i++)
+		if (!mounts[i].dir[0]) {
+			strcpy(mounts[i].dir, dir);
+			mounts[i].ops = ops;
+			mounts[i].fs = fs;
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+bool fd_mounted(const char *dir)
+{
+	for (int i = 0; i < MAX_MOUNTS; i++)
+		if (mounts[i].dir[0] && strcmp(mounts[i].dir, dir) == 0)
+			return true;
+	return false;
+}
+
+/* The path as an absolute one without "", "." or ".." components (the
+ * working directory is always "/", and ".." of "/" is "/", as POSIX says):
+ * "/www/../www//a/./b" is "/www/a/b". -ENAMETOOLONG, or 0. */
+static int normalise(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+	out[o++] = '/';
+	while (*in) {
+		while (*in == '/')
+			in++;
+		size_t c = strcspn(in, "/");
+		if (c == 0)
+			break;
+		if (c == 1 && in[0] == '.') {
+			/* nothing */
+		} else if (c == 2 && in[0] == '.' && in[1] == '.') {
+			while (o > 1 && out[o - 1] != '/')
+				o--;
+			if (o > 1)
+				o--; /* the slash before the last component */
+		} else {
+			if (o + (o > 1) + c + 1 > cap)
+				return -ENAMETOOLONG;
+			if (o > 1)
+				out[o++] = '/';
+			memcpy(out + o, in, c);
+			o += c;
+		}
+		in += c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* The longest mount point that holds path (normalised), and the rest of the
+ * path inside it ("" for the mount point itself); NULL when none does. */
+static const struct mount *mount_find(const char *path, const char **rel)
+{
+	const struct mount *best = NULL;
+	size_t best_len = 0;
+	for (int i = 0; i < MAX_MOUNTS; i++) {
+		size_t l = strlen(mounts[i].dir);
+		bool holds = l == 1 || (l && strncmp(path, mounts[i].dir, l) == 0 && (!path[l] || path[l] == '/'));
+		if (holds && l > best_len) {
+			best = &mounts[i];
+			best_len = l;
+		}
+	}
+	if (best)
+		*rel = path + (best_len == 1 ? 1 : best_len + (path[best_len] == '/'));
+	return best;
+}
+
+/* A path under a mount point: the filesystem opens it. */
+static int open_mounted(const char *path, int flags)
+{
+	char norm[MAX_PATH];
+	const char *rel;
+	int err = normalise(path, norm, sizeof(norm));
+	if (err < 0)
+		return err;
+	const struct mount *m = mount_find(norm, &rel);
+	if (!m)
+		return -ENOENT;
+	const struct fd_ops *ops;
+	void *ctx;
+	if ((err = m->ops->open(m->fs, rel, flags, &ops, &ctx)) < 0)
+		return err;
+	int fd = fd_install(ops, ctx, flags);
+	if (fd < 0 && ops->close)
+		ops->close(ctx);
+	return fd;
+}
+
 int open(const char *path, int flags, ...)
 {
 	const struct device *d = NULL;
-	for (int i = 0; i < MAX_DEVICES && path; i++)
+	if (!path) {
+		errno = EFAULT;
+		return -1;
+	}
+	if (!path[0]) {
+		errno = ENOENT; /* POSIX: an empty path names nothing */
+		return -1;
+	}
+	for (int i = 0; i < MAX_DEVICES; i++)
 		if (devices[i].ops && strcmp(devices[i].path, path) == 0)
 			d = &devices[i];
 	if (!d) {
-		errno = ENOENT;
-		return -1;
+		int fd = open_mounted(path, flags);
+		if (fd < 0) {
+			errno = -fd;
+			return -1;
+		}
+		return fd;
 	}
 	int acc = flags & O_ACCMODE;
 	/* Every path there is exists already and none is a directory. */
@@ -314,6 +447,14 @@ int fstat(int fd, struct stat *st)
 	struct open_file *f = file_get(fd);
 	if (!f)
 		return -1;
+	if (f->ops->stat) {
+		int err = f->ops->stat(f->ctx, st);
+		if (err < 0) {
+			errno = -err;
+			return -1;
+		}
+		return 0;
+	}
 	memset(st, 0, sizeof(*st));
 	if (f->ops->is_tty) {
 		st->st_mode = S_IFCHR | 0620;
@@ -333,6 +474,80 @@ int stat(const char *path, struct stat *st)
 		return -1;
 	int r = fstat(fd, st);
 	close(fd);
+	return r;
+}
+
+/* ---- directories (<dirent.h>) ---------------------------------------------- */
+
+struct ringlet_dir {
+	int fd;
+	uint64_t cookie;
+	struct dirent de;
+};
+
+DIR *fdopendir(int fd)
+{
+	struct open_file *f = file_get(fd);
+	if (!f)
+		return NULL;
+	if (!f->ops->readdir) {
+		errno = ENOTDIR;
+		return NULL;
+	}
+	DIR *d = calloc(1, sizeof(*d));
+	if (!d) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	d->fd = fd;
+	return d;
+}
+
+DIR *opendir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d)
+		close(fd);
+	return d;
+}
+
+struct dirent *readdir(DIR *d)
+{
+	struct open_file *f = d ? file_get(d->fd) : NULL;
+	if (!f)
+		return NULL;
+	int r = f->ops->readdir(f->ctx, &d->cookie, &d->de);
+	if (r < 0)
+		errno = -r; /* and NULL; at the end, NULL with errno untouched */
+	return r > 0 ? &d->de : NULL;
+}
+
+void rewinddir(DIR *d)
+{
+	if (d)
+		d->cookie = 0;
+}
+
+int dirfd(DIR *d)
+{
+	if (!d) {
+		errno = EINVAL;
+		return -1;
+	}
+	return d->fd;
+}
+
+int closedir(DIR *d)
+{
+	if (!d) {
+		errno = EBADF;
+		return -1;
+	}
+	int r = close(d->fd);
+	free(d);
 	return r;
 }
 
