@@ -30,7 +30,11 @@ def built():
     build_app("netbench")
 
 
-def test_net_udp_counts_match():
+@pytest.mark.parametrize("warmup", [1, 0])
+def test_net_udp_counts_match(warmup):
+    """warmup=1 (netbench's default): one echo resolves the peer's MAC first, and every datagram
+    counts. warmup=0: the first datagrams race the ARP reply (lwIP keeps only the last few for
+    an unresolved address, as Linux keeps a bounded queue), so a few may go; the rest must not."""
     d = tempfile.mkdtemp(prefix="rl-nb-", dir="/tmp")
     path = os.path.join(d, "peer")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -78,7 +82,8 @@ def test_net_udp_counts_match():
     t.start()
     cmd = [os.path.join(root(), "scripts", "run"), "-q", "--accel", os.environ.get("RINGLET_ACCEL", "tcg"),
            "--timeout", "120", "--net", "dgram:" + path, "netbench", "--",
-           "bench=net-udp", "bench_secs=0.5", "bench_pings=50"]
+           "bench=net-udp", "bench_secs=0.5", "bench_pings=50",
+           "bench_warmup=%d" % warmup]
     try:
         done = subprocess.run(cmd, cwd=root(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=150)
@@ -101,7 +106,10 @@ def test_net_udp_counts_match():
         assert sent > 100, r
         # Every datagram send() accepted reached the wire (QEMU waits for the peer rather than
         # dropping); allow a handful still in flight when the peer stopped counting.
-        assert counts[size] >= sent - 8, (size, counts, r)
+        if warmup or size == 1472:
+            assert counts[size] >= sent - 8, (size, counts, r)
+        else:
+            assert counts[size] >= sent * 0.95, (size, counts, r)
         assert counts[size] <= sent, (size, counts, r)
-    assert r["echo_pings"] == 50 and r["echo_lost"] == 0 and echoed[0] == 50, (r, echoed)
+    assert r["echo_pings"] == 50 and r["echo_lost"] == 0 and echoed[0] == 50 + warmup, (r, echoed)
     assert 0 < r["echo_rtt_min_us"] <= r["echo_rtt_median_us"] <= r["echo_rtt_p99_us"], r
