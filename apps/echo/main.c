@@ -11,6 +11,12 @@
  * connection opened and closed. A client's data is echoed as it comes; when
  * the client does not read its echo, the server stops reading from it (and
  * only from it) until it does.
+ *
+ * On Ringlet only (the file still builds for Linux without it): a UDP datagram
+ * that is exactly "ringlet-mem" is answered not with its echo but with one
+ * line of what the network holds in memory (<ringlet/net.h>'s
+ * ringlet_net_mem: heap bytes, lwIP pool elements in use), so that a test can
+ * compare the numbers before and after a flood of bad frames.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +30,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#if defined(__has_include)
+#if __has_include(<ringlet/net.h>)
+#include <ringlet/net.h>
+#define HAVE_RINGLET_NET_MEM 1
+#endif
+#endif
 
 #define MAX_CLIENTS 48
 #define BUF_SIZE    65536
@@ -120,6 +132,31 @@ static int serve(struct client *c, short revents, const char **why)
 	return 1;
 }
 
+#define MEM_QUERY "ringlet-mem"
+
+/* The answer to MEM_QUERY in buf (BUF_SIZE bytes): its length, or 0 where there is none. */
+static size_t mem_answer(char *buf)
+{
+#ifdef HAVE_RINGLET_NET_MEM
+	struct ringlet_net_mem m;
+	struct ringlet_netif nif = {0};
+	if (ringlet_net_mem(&m) != 0)
+		return 0;
+	ringlet_net_info(0, &nif); /* eth0's frame counters, to show the frames got here */
+	int n = snprintf(buf, BUF_SIZE,
+	                 "heap_used=%llu heap_arena=%llu pbuf_pool_used=%u pbuf_ref_used=%u tcp_pcb_used=%u "
+	                 "tcp_seg_used=%u reass_used=%u memp_used=%u rx_frames=%llu rx_dropped=%llu\n",
+	                 (unsigned long long)m.heap_used, (unsigned long long)m.heap_arena, (unsigned)m.pbuf_pool_used,
+	                 (unsigned)m.pbuf_ref_used, (unsigned)m.tcp_pcb_used, (unsigned)m.tcp_seg_used,
+	                 (unsigned)m.reass_used, (unsigned)m.memp_used, (unsigned long long)nif.rx_frames,
+	                 (unsigned long long)nif.rx_dropped);
+	return n > 0 ? (size_t)n : 0;
+#else
+	(void)buf;
+	return 0;
+#endif
+}
+
 static void echo_datagrams(int ufd)
 {
 	static char buf[BUF_SIZE];
@@ -129,6 +166,11 @@ static void echo_datagrams(int ufd)
 		ssize_t n = recvfrom(ufd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
 		if (n < 0)
 			return; /* EAGAIN: all read */
+		if ((size_t)n == strlen(MEM_QUERY) && memcmp(buf, MEM_QUERY, (size_t)n) == 0) {
+			size_t m = mem_answer(buf);
+			if (m)
+				n = (ssize_t)m;
+		}
 		if (sendto(ufd, buf, (size_t)n, 0, (struct sockaddr *)&from, len) < 0)
 			fprintf(stderr, "echo: sendto: %s\n", strerror(errno));
 	}

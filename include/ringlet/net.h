@@ -38,6 +38,22 @@ int ringlet_net_info(int i, struct ringlet_netif *out);
 /* Waits up to timeout_ns until every interface has an IPv4 address: 0, or -1 (timed out,
  * or no interface at all). */
 int ringlet_net_wait(uint64_t timeout_ns);
+/* What the network holds in memory now, to compare before and after a load: the heap (newlib's
+ * malloc: lwIP's variable-sized allocations and the driver's receive buffers come from it) and
+ * lwIP's fixed pools, as elements in use. */
+struct ringlet_net_mem {
+	uint64_t heap_used;      /* bytes malloc has handed out and not had back */
+	uint64_t heap_arena;     /* bytes the heap has taken from the kernel */
+	uint32_t pbuf_pool_used; /* PBUF_POOL buffers (lwIP's own: reassembly, replies) */
+	uint32_t pbuf_ref_used;  /* PBUF_REF/ROM headers */
+	uint32_t tcp_pcb_used, tcp_seg_used, reass_used;
+	uint32_t memp_used; /* elements in use over every pool */
+};
+/* Fills *out: 0. */
+int ringlet_net_mem(struct ringlet_net_mem *out);
+/* Gives interface i the static IPv4 address cidr ("10.0.2.15/24") and gateway gw (NULL: none)
+ * in place of DHCP: 0, or -1 (no such interface, or not an address). */
+int ringlet_net_set_ipv4(int i, const char *cidr, const char *gw);
 /* Keeps the network running (answers ARP and ping, runs the timers) for ns nanoseconds. */
 void ringlet_net_run(uint64_t ns);
 

@@ -99,10 +99,16 @@ extern unsigned short ringlet_dns_port;
 #define MEMP_NUM_TCP_PCB        256
 #define MEMP_NUM_TCP_PCB_LISTEN 16
 #define TCP_LISTEN_BACKLOG      1
-#define LWIP_TCP_SACK_OUT       0
-#define TCP_QUEUE_OOSEQ         1
-#define TCP_OOSEQ_MAX_PBUFS     64 /* out-of-order segments may not hold every receive buffer */
-#define TCP_OOSEQ_MAX_BYTES     (128 * 1024)
+/* A SYN flood fills a listener's backlog with half-open connections, and lwIP then drops every
+ * new SYN, a real client's too, until they time out (20 s). The hook (kernel/net/socket.c)
+ * makes room by dropping the oldest half-open one instead. */
+#define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p)                                                 \
+	ringlet_tcp_inpacket((void *)(pcb), (const void *)(hdr))
+signed char ringlet_tcp_inpacket(void *pcb, const void *tcphdr);
+#define LWIP_TCP_SACK_OUT   0
+#define TCP_QUEUE_OOSEQ     1
+#define TCP_OOSEQ_MAX_PBUFS 64 /* out-of-order segments may not hold every receive buffer */
+#define TCP_OOSEQ_MAX_BYTES (128 * 1024)
 /* TIME_WAIT lasts 2 * TCP_MSL: 60 s by default, so a load generator that opens and closes
  * connections fills MEMP_NUM_TCP_PCB; lwIP then reuses the oldest TIME_WAIT pcb, which only
  * works because the pool is bounded (MEMP_MEM_MALLOC 0). */

@@ -23,7 +23,10 @@
 
 #include "../kernel.h"
 #include "../wait.h"
+
 #include "lwip/dhcp.h"
+#include "lwip/memp.h"
+#include "lwip/priv/memp_priv.h"
 #include "lwip/dns.h"
 #include "lwip/init.h"
 #include "lwip/ip4_addr.h"
@@ -375,6 +378,64 @@ int net_if_info(int i, struct ringlet_netif *out)
 }
 
 /* ---- <ringlet/net.h> ---------------------------------------------------------------- */
+
+/*
+ * A static IPv4 address for NIC i at run time, for applications that must not depend on
+ * the command line (the benchmark harness passes the same one to every target): the NIC
+ * stops asking DHCP. gw may be NULL (no gateway).
+ */
+int ringlet_net_set_ipv4(int i, const char *cidr, const char *gw)
+{
+	ip4_addr_t addr, mask, gwa = {0};
+	if (i < 0 || i >= nnics || !cidr || !parse_cidr(cidr, &addr, &mask) || (gw && !ip4addr_aton(gw, &gwa)))
+		return -1;
+	struct nic *nic = &nics[i];
+	if (nic->dhcp) {
+		dhcp_release_and_stop(&nic->netif);
+		nic->dhcp = false;
+	}
+	netif_set_addr(&nic->netif, &addr, &mask, &gwa);
+	return 0;
+}
+
+/* Elements of one lwIP pool in use: its size less the length of its free list (LWIP_STATS is
+ * off for speed, so the free list is the only count there is; MEMP_MEM_MALLOC is 0). */
+static uint32_t pool_used(memp_t t)
+{
+	const struct memp_desc *d = memp_pools[t];
+	uint32_t free = 0;
+	for (struct memp *m = *d->tab; m && free < d->num; m = m->next)
+		free++;
+	return d->num - free;
+}
+
+/*
+ * newlib 3's mallinfo() (libc/stdlib/mallocr.c) returns its own SVID struct of ten ints, not
+ * the size_t one its <malloc.h> declares: _mallinfo_r copies out 40 bytes, and a caller of the
+ * header's 80-byte struct reads uordblks from beyond them. Declared here as it really is.
+ */
+struct svid_mallinfo {
+	int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+extern struct svid_mallinfo newlib_mallinfo(void) __asm__("mallinfo");
+
+int ringlet_net_mem(struct ringlet_net_mem *out)
+{
+	struct svid_mallinfo mi = newlib_mallinfo();
+	memset(out, 0, sizeof(*out));
+	out->heap_used = (uint64_t)(unsigned)mi.uordblks;
+	out->heap_arena = (uint64_t)(unsigned)mi.arena;
+	if (!started || !nnics)
+		return 0;
+	out->pbuf_pool_used = pool_used(MEMP_PBUF_POOL);
+	out->pbuf_ref_used = pool_used(MEMP_PBUF);
+	out->tcp_pcb_used = pool_used(MEMP_TCP_PCB);
+	out->tcp_seg_used = pool_used(MEMP_TCP_SEG);
+	out->reass_used = pool_used(MEMP_REASSDATA);
+	for (int t = 0; t < MEMP_MAX; t++)
+		out->memp_used += pool_used((memp_t)t);
+	return 0;
+}
 
 int ringlet_net_count(void) { return nnics; }
 int ringlet_net_info(int i, struct ringlet_netif *out) { return net_if_info(i, out) == 0 ? 0 : -1; }

@@ -279,6 +279,31 @@ static void tcp_detach(struct tcp_pcb *pcb)
 	tcp_err(pcb, NULL);
 }
 
+/*
+ * lwIP's LWIP_HOOK_TCP_INPACKET_PCB, for every TCP segment that found a pcb: a SYN for a
+ * listener whose backlog is full of connections still in SYN_RCVD (a SYN flood: their
+ * handshakes never complete) aborts the oldest of them, so that the new one, perhaps a real
+ * client, gets its SYN-ACK now rather than once the flood's have timed out. Backlogs full of
+ * completed connections the application has not accepted stay as they are: those SYNs are
+ * dropped, as lwIP (and Linux) do. Always ERR_OK: the segment goes on to lwIP.
+ */
+signed char ringlet_tcp_inpacket(void *arg, const void *hdr)
+{
+	struct tcp_pcb_listen *lpcb = arg;
+	const struct tcp_hdr *th = hdr;
+	if (lpcb->state != LISTEN || (TCPH_FLAGS(th) & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN ||
+	    lpcb->accepts_pending < lpcb->backlog)
+		return ERR_OK;
+	struct tcp_pcb *oldest = NULL;
+	for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+		if (p->state == SYN_RCVD && p->listener == lpcb && (p->flags & TF_BACKLOGPEND) &&
+		    (!oldest || (u32_t)(tcp_ticks - p->tmr) > (u32_t)(tcp_ticks - oldest->tmr)))
+			oldest = p;
+	if (oldest)
+		tcp_abandon(oldest, 1); /* a reset, and tcp_backlog_accepted() frees its backlog slot */
+	return ERR_OK;
+}
+
 /* A connection completed the handshake on a listening socket. */
 static err_t tcp_accept_cb(void *arg, struct tcp_pcb *newpcb, err_t err)
 {
@@ -769,6 +794,11 @@ static ssize_t udp_send_data(struct sock *s, const char *buf, size_t n, const st
 	/* 65535 - the IPv4 header - the UDP header. */
 	if (n > 65507)
 		return -EMSGSIZE;
+	/* A sender that never blocks never enters the wait loop: poll the devices here, or
+	 * the ARP reply that lets its datagrams out (and every other frame) waits until it
+	 * stops. lwIP meanwhile keeps only the last few datagrams for the unresolved
+	 * address and drops the rest while udp_send() says ERR_OK. */
+	wait_poll();
 	struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
 	if (!p)
 		return -ENOBUFS;
