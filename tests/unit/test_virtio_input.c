@@ -18,40 +18,13 @@
 
 #include "../../drivers/virtio_input.c"
 #include "check.h"
+#include "klog_stub.h"
 
 /* ---- stand-ins for the kernel -------------------------------------------- */
 
-struct kernel_options kopt;
 static uint64_t fake_ns;
-static char last_log[256];
 
 uint64_t time_ns(void) { return fake_ns += 1000; }
-
-int ksnprintf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	return n;
-}
-
-void klog(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(last_log, sizeof(last_log), fmt, ap);
-	va_end(ap);
-}
-
-_Noreturn void panic(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	abort();
-}
 
 /* ---- the device ------------------------------------------------------------ */
 
