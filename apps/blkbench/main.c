@@ -44,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <ringlet/args.h>
 #include <ringlet/blk.h>
 
 #define SEQ_BYTES  (128u * 1024)
@@ -363,23 +364,6 @@ static int rand_write(double secs)
 
 /* ---- command line ----------------------------------------------------------- */
 
-static const char *arg(int argc, char **argv, const char *key)
-{
-	size_t k = strlen(key);
-	for (int i = 1; i < argc; i++)
-		if (strncmp(argv[i], key, k) == 0 && argv[i][k] == '=')
-			return argv[i] + k + 1;
-	return NULL;
-}
-
-static double arg_num(int argc, char **argv, const char *key, double def)
-{
-	const char *v = arg(argc, argv, key);
-	char *end;
-	double d = v ? strtod(v, &end) : def;
-	return v && (end == v || *end || d <= 0) ? def : d;
-}
-
 static int clamp_qd(double qd) { return qd < 1 ? 1 : qd > MAX_QD ? MAX_QD : (int)qd; }
 
 static bool want(const char *only, const char *phase)
@@ -418,20 +402,20 @@ static int open_disk(const char *name)
 /* bench=WORKLOAD: one workload between BENCH-READY and BENCH-RESULT. */
 static int harness(const char *workload, int argc, char **argv)
 {
-	double secs = arg_num(argc, argv, "bench_secs", 3);
-	int qd = clamp_qd(arg_num(argc, argv, "bench_qd", 32));
+	double secs = ringlet_arg_num(argc, argv, "bench_secs", 3);
+	int qd = clamp_qd(ringlet_arg_num(argc, argv, "bench_qd", 32));
 	int err = 0;
 
 	harness_names = true;
 	printf("BENCH-READY %llu\n", (unsigned long long)now_ns());
 	fflush(stdout);
-	const char *w = arg(argc, argv, "bench_wait");
+	const char *w = ringlet_arg(argc, argv, "bench_wait");
 	wait_mode = !w || !strcmp(w, "block") ? BLOCK : !strcmp(w, "pause") ? PAUSE : SPIN;
 	if (!strcmp(workload, "boot")) {
 		/* nothing to measure in the guest */
 	} else if (strncmp(workload, "blk-", 4) != 0) {
 		snprintf(error, sizeof(error), "not supported by blkbench");
-	} else if (open_disk(arg(argc, argv, "bench_dev")) != 0) {
+	} else if (open_disk(ringlet_arg(argc, argv, "bench_dev")) != 0) {
 		err = -1;
 	} else if (json_int("disk_bytes", disk.size), !strcmp(workload, "blk-seq")) {
 		err = seq(BLK_READ, secs, 1, true, "seq_read_MBps");
@@ -454,20 +438,20 @@ static int harness(const char *workload, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *workload = arg(argc, argv, "bench");
+	const char *workload = ringlet_arg(argc, argv, "bench");
 	if (workload)
 		return harness(workload, argc, argv);
 
-	double secs = arg_num(argc, argv, "secs", 3);
-	int qd = clamp_qd(arg_num(argc, argv, "qd", 32));
-	int seq_qd = clamp_qd(arg_num(argc, argv, "seq_qd", 1));
-	const char *w = arg(argc, argv, "wait");
-	const char *only = arg(argc, argv, "only");
+	double secs = ringlet_arg_num(argc, argv, "secs", 3);
+	int qd = clamp_qd(ringlet_arg_num(argc, argv, "qd", 32));
+	int seq_qd = clamp_qd(ringlet_arg_num(argc, argv, "seq_qd", 1));
+	const char *w = ringlet_arg(argc, argv, "wait");
+	const char *only = ringlet_arg(argc, argv, "only");
 	wait_mode = !w || !strcmp(w, "block") ? BLOCK : !strcmp(w, "pause") ? PAUSE : SPIN;
 	char qd_phase[16];
 	snprintf(qd_phase, sizeof(qd_phase), "qd%d", qd);
 
-	int err = open_disk(arg(argc, argv, "dev"));
+	int err = open_disk(ringlet_arg(argc, argv, "dev"));
 	if (!err && want(only, "seqread"))
 		err = seq(BLK_READ, secs, seq_qd, false, "seq_read_MBps");
 	if (!err && want(only, "seqwrite"))

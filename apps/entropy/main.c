@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ringlet/args.h>
 #include <ringlet/random.h>
 
 #define BENCH_EXIT 16 /* the harness wants QEMU's status 33 = (16 << 1) | 1 */
@@ -161,15 +162,6 @@ static int check(void)
 	return 0;
 }
 
-static const char *arg(int argc, char **argv, const char *key)
-{
-	size_t k = strlen(key);
-	for (int i = 1; i < argc; i++)
-		if (strncmp(argv[i], key, k) == 0 && argv[i][k] == '=')
-			return argv[i] + k + 1;
-	return NULL;
-}
-
 /* Reads exactly n bytes from fd. */
 static int read_full(int fd, uint8_t *buf, size_t n)
 {
@@ -185,7 +177,7 @@ static int read_full(int fd, uint8_t *buf, size_t n)
 
 static int bench_rng(int argc, char **argv)
 {
-	const char *mib_s = arg(argc, argv, "bench_rng_mib");
+	const char *mib_s = ringlet_arg(argc, argv, "bench_rng_mib");
 	double mib = mib_s ? atof(mib_s) : 4;
 	uint64_t total = (uint64_t)(mib * 1048576);
 	const size_t chunk = 1 << 20;
@@ -223,7 +215,7 @@ static int bench_rng(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *workload = arg(argc, argv, "bench");
+	const char *workload = ringlet_arg(argc, argv, "bench");
 	if (workload) {
 		if (strcmp(workload, "rng") == 0)
 			return bench_rng(argc, argv);

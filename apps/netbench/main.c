@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ringlet/args.h>
 #include <ringlet/net.h>
 
 #define BENCH_EXIT 16 /* the harness wants QEMU's status 33 = (16 << 1) | 1 */
@@ -60,23 +61,6 @@ static void json_add(const char *fmt, ...)
 	va_end(ap);
 	if (n > 0)
 		json_len += (size_t)n < sizeof(json) - 1 - json_len ? (size_t)n : sizeof(json) - 2 - json_len;
-}
-
-static const char *arg(int argc, char **argv, const char *key)
-{
-	size_t k = strlen(key);
-	for (int i = 1; i < argc; i++)
-		if (strncmp(argv[i], key, k) == 0 && argv[i][k] == '=')
-			return argv[i] + k + 1;
-	return NULL;
-}
-
-static double arg_num(int argc, char **argv, const char *key, double def)
-{
-	const char *v = arg(argc, argv, key);
-	char *end;
-	double d = v ? strtod(v, &end) : def;
-	return v && (end == v || *end || d <= 0) ? def : d;
 }
 
 static int udp_connect(const char *ip, int port)
@@ -199,12 +183,12 @@ static void resolve_peer(const char *peer, int port)
 
 int main(int argc, char **argv)
 {
-	const char *workload = arg(argc, argv, "bench");
-	const char *peer = arg(argc, argv, "bench_peer");
-	double secs = arg_num(argc, argv, "bench_secs", 3);
-	int sink_port = (int)arg_num(argc, argv, "bench_sink_port", 9);
-	int echo_port = (int)arg_num(argc, argv, "bench_echo_port", 7);
-	int pings = (int)arg_num(argc, argv, "bench_pings", 1000);
+	const char *workload = ringlet_arg(argc, argv, "bench");
+	const char *peer = ringlet_arg(argc, argv, "bench_peer");
+	double secs = ringlet_arg_num(argc, argv, "bench_secs", 3);
+	int sink_port = (int)ringlet_arg_num(argc, argv, "bench_sink_port", 9);
+	int echo_port = (int)ringlet_arg_num(argc, argv, "bench_echo_port", 7);
+	int pings = (int)ringlet_arg_num(argc, argv, "bench_pings", 1000);
 	if (!peer)
 		peer = "10.0.2.2";
 	if (pings > MAX_PINGS)
@@ -222,7 +206,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (!error[0] && strcmp(workload, "net-udp") == 0) {
 		json_add("\"secs\":%g", secs);
-		const char *warm = arg(argc, argv, "bench_warmup");
+		const char *warm = ringlet_arg(argc, argv, "bench_warmup");
 		if (!warm || strcmp(warm, "0") != 0)
 			resolve_peer(peer, echo_port);
 		if (blast(peer, sink_port, 64, secs) == 0 && blast(peer, sink_port, 1472, secs) == 0)
