@@ -109,7 +109,11 @@ def test_net_udp_counts_match(warmup):
         if warmup or size == 1472:
             assert counts[size] >= sent - 8, (size, counts, r)
         else:
-            assert counts[size] >= sent * 0.95, (size, counts, r)
+            # Without the warm-up the first datagrams go out before the peer's ARP reply is
+            # in, and lwIP drops them (as Linux does past its ARP queue); how many depends on
+            # how fast the host answers (5% seen on a busy host). The bug this guards against,
+            # send() never reading the ARP reply, delivered 3 of 187,776.
+            assert counts[size] >= sent * 0.5, (size, counts, r)
         assert counts[size] <= sent, (size, counts, r)
     assert r["echo_pings"] == 50 and r["echo_lost"] == 0 and echoed[0] == 50 + warmup, (r, echoed)
     assert 0 < r["echo_rtt_min_us"] <= r["echo_rtt_median_us"] <= r["echo_rtt_p99_us"], r
