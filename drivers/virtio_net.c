@@ -250,8 +250,24 @@ bool virtio_net_arm(struct virtio_net *n) { return !n->stopped && virtq_enable_n
 
 void virtio_net_disarm(struct virtio_net *n)
 {
-	if (!n->stopped)
+	if (!n->stopped) {
 		virtq_disable_notify(&n->rxq);
+		virtq_disable_notify(&n->txq);
+	}
+}
+
+unsigned virtio_net_tx_free(const struct virtio_net *n) { return n->stopped ? 0 : n->txq.size - n->tx_inflight; }
+
+bool virtio_net_arm_tx(struct virtio_net *n, unsigned want)
+{
+	if (n->stopped || want > n->txq.size)
+		return true;
+	unsigned free = n->txq.size - n->tx_inflight;
+	if (free >= want)
+		return true;
+	/* The (want - free)-th completion from now frees the last slot wanted; the frames
+	 * behind it keep the device busy while the sender refills. */
+	return virtq_enable_notify_after(&n->txq, (uint16_t)(want - free));
 }
 
 void virtio_net_stats(const struct virtio_net *n, struct virtio_net_stats *st)

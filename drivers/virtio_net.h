@@ -135,6 +135,13 @@ uint64_t virtio_net_wakeups(const struct virtio_net *n);
  * frames already wait (then poll, do not halt). After: off again. */
 bool virtio_net_arm(struct virtio_net *n);
 void virtio_net_disarm(struct virtio_net *n);
+/* Frames the transmit ring can take now (one slot each; a frame of many pieces may still not
+ * fit its descriptors, and then virtio_net_tx() says -ENOSPC). */
+unsigned virtio_net_tx_free(const struct virtio_net *n);
+/* For a sender waiting for room, before the loop halts (with virtio_net_arm()): the transmit
+ * queue's notification on, to come when `want` slots will be free. True when they are
+ * already, or can never be (a stopped device: the sender finds out when it sends). */
+bool virtio_net_arm_tx(struct virtio_net *n, unsigned want);
 /* The device broke the ring rules and was stopped. */
 bool virtio_net_stopped(const struct virtio_net *n);
 

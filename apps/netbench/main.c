@@ -16,12 +16,17 @@
  * prints BENCH-READY. The figures keep the Linux guest's names
  * (udp64_tx_pps, echo_rtt_median_us, ...) so the harness compares them.
  * One echo to the echo port comes first (the peer's ARP entry; hostnet counts it among
- * its echoes; bench_warmup=0 leaves it out). Words: bench=net-udp bench_secs=S bench_pings=N bench_sink_port=P
- * bench_echo_port=P [bench_peer=ADDR]; unknown ones are ignored.
+ * its echoes; bench_warmup=0 leaves it out). bench_nonblock=1 sends from non-blocking sockets
+ * and waits in poll() for POLLOUT on EAGAIN (udpN_eagain, udpN_poll_timeouts: the tests' check
+ * of a full transmit ring). Words: bench=net-udp bench_secs=S bench_pings=N bench_sink_port=P
+ * bench_echo_port=P [bench_peer=ADDR bench_warmup=0|1 bench_nonblock=0|1]; unknown ones are ignored.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,31 +90,43 @@ static int cmp_u64(const void *a, const void *b)
 /* The p-th percentile of the n sorted values (0 when there are none). */
 static uint64_t pct(const uint64_t *v, int n, int p) { return n ? v[(size_t)(n - 1) * (size_t)p / 100] : 0; }
 
-/* Phase 1 and 2: sz-byte datagrams flat out for secs. */
-static int blast(const char *peer, int port, int sz, double secs)
+/* Phase 1 and 2: sz-byte datagrams flat out for secs. A non-blocking sender (nonblock) that
+ * gets EAGAIN (the NIC's ring is full) waits in poll() for POLLOUT. */
+static int blast(const char *peer, int port, int sz, double secs, bool nonblock)
 {
 	static char payload[2048];
 	int s = udp_connect(peer, port);
-	if (s < 0) {
+	if (s < 0 || (nonblock && fcntl(s, F_SETFL, O_NONBLOCK) < 0)) {
 		snprintf(error, sizeof(error), "udp socket to %s:%d: %s", peer, port, strerror(errno));
 		return -1;
 	}
 	memset(payload, sz == 64 ? 'a' : 'b', sizeof(payload));
 	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)(secs * 1e9), sent = 0, errs = 0;
+	uint64_t eagain = 0, poll_timeouts = 0;
 	do {
 		/* The clock is read once per 64 sends, as the Linux guest does. */
 		for (int k = 0; k < 64; k++) {
 			memcpy(payload, &sent, sizeof(sent));
-			if (send(s, payload, (size_t)sz, 0) == sz)
+			if (send(s, payload, (size_t)sz, 0) == sz) {
 				sent++;
-			else
+			} else if (nonblock && errno == EAGAIN) {
+				struct pollfd pfd = {.fd = s, .events = POLLOUT};
+				eagain++;
+				if (poll(&pfd, 1, 1000) != 1 || !(pfd.revents & POLLOUT))
+					poll_timeouts++;
+			} else {
 				errs++;
+			}
 		}
 	} while (now_ns() < deadline);
 	double el = (double)(now_ns() - t0) / 1e9;
 	close(s);
 	json_add("\"udp%d_sent\":%llu", sz, (unsigned long long)sent);
 	json_add("\"udp%d_send_errors\":%llu", sz, (unsigned long long)errs);
+	if (nonblock) {
+		json_add("\"udp%d_eagain\":%llu", sz, (unsigned long long)eagain);
+		json_add("\"udp%d_poll_timeouts\":%llu", sz, (unsigned long long)poll_timeouts);
+	}
 	json_add("\"udp%d_tx_pps\":%.1f", sz, (double)sent / el);
 	json_add("\"udp%d_tx_Mbps\":%.3f", sz, (double)sent * sz * 8.0 / el / 1e6);
 	/* Let the last datagrams drain before the next phase (the Linux guest waits as long). */
@@ -209,7 +226,10 @@ int main(int argc, char **argv)
 		const char *warm = ringlet_arg(argc, argv, "bench_warmup");
 		if (!warm || strcmp(warm, "0") != 0)
 			resolve_peer(peer, echo_port);
-		if (blast(peer, sink_port, 64, secs) == 0 && blast(peer, sink_port, 1472, secs) == 0)
+		const char *nb = ringlet_arg(argc, argv, "bench_nonblock");
+		bool nonblock = nb && strcmp(nb, "1") == 0;
+		if (blast(peer, sink_port, 64, secs, nonblock) == 0 &&
+		    blast(peer, sink_port, 1472, secs, nonblock) == 0)
 			echoes(peer, echo_port, pings);
 	} else if (!error[0] && strcmp(workload, "boot") != 0) {
 		snprintf(error, sizeof(error), "%s is not supported by netbench", workload);

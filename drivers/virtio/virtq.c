@@ -60,7 +60,7 @@ static volatile uint16_t *avail_event(struct virtq *q) { return (volatile uint16
 static void push_used_event(struct virtq *q)
 {
 	if (q->event_idx)
-		*used_event(q) = q->notify_on ? q->last_used : (uint16_t)(q->last_used - 1);
+		*used_event(q) = q->notify_on ? (uint16_t)(q->last_used + q->notify_lag) : (uint16_t)(q->last_used - 1);
 }
 
 int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, bool event_idx,
@@ -105,11 +105,12 @@ int virtq_init(struct virtq *q, uint16_t index, uint16_t size, void *ring_mem, b
 	return 0;
 }
 
-bool virtq_enable_notify(struct virtq *q)
+bool virtq_enable_notify_after(struct virtq *q, uint16_t n)
 {
-	if (q->broken)
+	if (q->broken || n == 0)
 		return false;
 	q->notify_on = true;
+	q->notify_lag = (uint16_t)(n - 1); /* used_event names the entry whose use notifies */
 	if (q->event_idx)
 		push_used_event(q);
 	else
@@ -118,8 +119,11 @@ bool virtq_enable_notify(struct virtq *q)
 	 * after writing the field: both sides store then load, so without a full fence each could
 	 * miss the other's store, and the completion that came in between would notify nobody. */
 	virtio_mb();
-	return q->used->idx != q->last_used; /* read once; only compared, never used as an index */
+	/* used->idx read once; only compared, never used as an index */
+	return (uint16_t)(q->used->idx - q->last_used) >= n;
 }
+
+bool virtq_enable_notify(struct virtq *q) { return virtq_enable_notify_after(q, 1); }
 
 uint16_t virtq_used_idx(const struct virtq *q) { return q->broken ? 0 : q->used->idx; }
 
@@ -134,6 +138,7 @@ unsigned virtq_used_pending(const struct virtq *q)
 void virtq_disable_notify(struct virtq *q)
 {
 	q->notify_on = false;
+	q->notify_lag = 0;
 	if (q->event_idx)
 		push_used_event(q);
 	else

@@ -112,6 +112,7 @@ struct virtq {
 	uint16_t inflight;             /* chains added and not yet returned by virtq_get_used() */
 	const char *broken;            /* why the device was judged broken; NULL while it behaves */
 	bool notify_on;                /* used buffer notifications asked for (virtq_enable_notify()) */
+	uint16_t notify_lag;           /* ... after this many more used buffers (virtq_enable_notify_after()) */
 	uint16_t wd_used, wd_avail;    /* virtq_watchdog(): last_used and avail_idx when it last saw progress */
 	uint64_t wd_ns;                /* ... and the time it saw it */
 	uint16_t next[VIRTQ_MAX_SIZE]; /* free list and chain links */
@@ -202,6 +203,15 @@ bool virtq_watchdog(struct virtq *q, uint64_t now_ns);
  */
 bool virtq_enable_notify(struct virtq *q);
 void virtq_disable_notify(struct virtq *q);
+
+/*
+ * Like virtq_enable_notify(), but the notification comes with the n-th buffer used from now
+ * on (n >= 1; Linux's virtqueue_enable_cb_delayed()): a driver waiting for room in a full
+ * queue wakes once when a batch is done, and the device still has the rest to work on while
+ * the driver refills. Only EVENT_IDX can say "the n-th"; without it the first buffer notifies.
+ * Returns true when n buffers are used already (do not halt), false for a broken queue.
+ */
+bool virtq_enable_notify_after(struct virtq *q, uint16_t n);
 /* The device's used->idx, read once: only a hint that something changed (a wait loop compares
  * it with an earlier reading); never an index. 0 for a broken queue. */
 uint16_t virtq_used_idx(const struct virtq *q);

@@ -31,6 +31,18 @@ bool net_present(void);
 int net_wait_configured(uint64_t deadline_ns);
 /* Keeps the network going (frames answered, timers run) until deadline_ns. */
 void net_run_until(uint64_t deadline_ns);
+struct netif;
+/* Frames the transmit ring of the NIC behind lwIP's netif can take now (UINT32_MAX for a
+ * netif that is no NIC, such as loopback). */
+unsigned net_tx_free(struct netif *nif);
+/*
+ * For a sender that found the ring too full for `frames` frames: waits in the wait loop, which
+ * halts until the device has freed most of the ring (or `frames` slots, if more), as a Linux
+ * sender waits for room in its socket's send buffer. 0, or -ETIMEDOUT at deadline_ns.
+ */
+int net_tx_wait(struct netif *nif, unsigned frames, uint64_t deadline_ns);
+/* Whether the NIC behind nif (NULL: every NIC) has that much room: poll()'s POLLOUT for UDP. */
+bool net_tx_writable(struct netif *nif);
 /* The NICs, for the boot log and <ringlet/net.h>: 0, or -ENODEV for no NIC i. */
 int net_if_info(int i, struct ringlet_netif *out);
 

@@ -778,7 +778,20 @@ static ssize_t udp_recv_data(struct sock *s, char *buf, size_t n, int flags, str
 	return (ssize_t)(flags & MSG_TRUNC ? len : take);
 }
 
-static ssize_t udp_send_data(struct sock *s, const char *buf, size_t n, const struct sockaddr *to, socklen_t tolen)
+/* How many frames an n-byte UDP datagram takes on nif: one, or its IP fragments (each
+ * carrying a multiple of 8 bytes of the UDP header and data). */
+static unsigned udp_frames(struct netif *nif, const ip_addr_t *dst, size_t n)
+{
+	unsigned mtu = IP_IS_V6(dst) ? netif_mtu6(nif) : nif->mtu;
+	unsigned hdr = IP_IS_V6(dst) ? 40 : 20;
+	if (mtu <= hdr + 8 + 8 || n + 8 + hdr <= mtu)
+		return 1;
+	unsigned per = (mtu - hdr - (IP_IS_V6(dst) ? 8 : 0)) & ~7u;
+	return (unsigned)((n + 8 + per - 1) / per);
+}
+
+static ssize_t udp_send_data(struct sock *s, const char *buf, size_t n, int flags, const struct sockaddr *to,
+                             socklen_t tolen)
 {
 	ip_addr_t ip;
 	uint16_t port = 0;
@@ -799,6 +812,19 @@ static ssize_t udp_send_data(struct sock *s, const char *buf, size_t n, const st
 	 * stops. lwIP meanwhile keeps only the last few datagrams for the unresolved
 	 * address and drops the rest while udp_send() says ERR_OK. */
 	wait_poll();
+	/* The NIC's transmit ring full: wait for room as Linux waits for send buffer space (or
+	 * say EAGAIN), rather than hand lwIP frames the driver can only drop. */
+	const ip_addr_t *dst = to ? &ip : &s->udp->remote_ip;
+	struct netif *out = ip_route(&s->udp->local_ip, dst);
+	if (out) {
+		unsigned frames = udp_frames(out, dst, n);
+		if (net_tx_free(out) < frames) {
+			if (s->nonblock || (flags & MSG_DONTWAIT))
+				return -EAGAIN;
+			if (net_tx_wait(out, frames, deadline(s->sndtimeo)) < 0)
+				return -EAGAIN;
+		}
+	}
 	struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)n, PBUF_RAM);
 	if (!p)
 		return -ENOBUFS;
@@ -836,7 +862,8 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockad
 	if (flags & MSG_OOB)
 		return set_errno(-EOPNOTSUPP);
 	/* A stream socket ignores the address, as Linux does once connected. */
-	ssize_t r = s->type == SOCK_STREAM ? tcp_send_data(s, buf, n, flags) : udp_send_data(s, buf, n, to, tolen);
+	ssize_t r =
+	    s->type == SOCK_STREAM ? tcp_send_data(s, buf, n, flags) : udp_send_data(s, buf, n, flags, to, tolen);
 	return r < 0 ? set_errno((int)r) : r;
 }
 
@@ -1108,7 +1135,7 @@ static ssize_t sock_write(void *ctx, const void *buf, size_t n, uint64_t off)
 {
 	struct sock *s = ctx;
 	(void)off;
-	return s->type == SOCK_STREAM ? tcp_send_data(s, buf, n, 0) : udp_send_data(s, buf, n, NULL, 0);
+	return s->type == SOCK_STREAM ? tcp_send_data(s, buf, n, 0) : udp_send_data(s, buf, n, 0, NULL, 0);
 }
 
 static void tcp_close_pcb(struct tcp_pcb *pcb)
@@ -1159,7 +1186,12 @@ static short sock_poll(void *ctx)
 	struct sock *s = ctx;
 	short mask = 0;
 	if (s->type == SOCK_DGRAM) {
-		mask = POLLOUT;
+		/* Writable when the NIC the datagrams go out on (any NIC, unconnected) has room. */
+		struct netif *out = NULL;
+		if (s->udp && (s->udp->flags & UDP_FLAGS_CONNECTED))
+			out = ip_route(&s->udp->local_ip, &s->udp->remote_ip);
+		if (net_tx_writable(out))
+			mask = POLLOUT;
 		if (s->rx_head || s->rd_shut)
 			mask |= POLLIN;
 		if (s->err)

@@ -992,6 +992,39 @@ static void run_notify(bool event_idx)
 static void test_notify_flags(void) { run_notify(false); }
 static void test_notify_event_idx(void) { run_notify(true); }
 
+/* virtq_enable_notify_after(q, n): with EVENT_IDX only the n-th completion notifies; without,
+ * every one does. True when n are pending already. Round the 16-bit indices too. */
+static void run_notify_after(bool event_idx)
+{
+	struct fix *f = fix_new(8, event_idx);
+	struct seen s;
+	void *cookie;
+	uint32_t len;
+	for (unsigned round = 0; round < 20; round++) { /* 20 * 6 completions wrap the ring's indices */
+		for (unsigned i = 0; i < 6; i++)        /* one descriptor each: six fit in eight */
+			CHECK_EQ(add1(f, 1, 0, &cookies[i]), 0);
+		virtq_kick(&f->q);
+		CHECK(!virtq_enable_notify_after(&f->q, 4));
+		for (unsigned i = 0; i < 6; i++) {
+			CHECK_EQ(dev_pop(&f->dev, &s), 1);
+			uint16_t old = f->dev.used_idx;
+			dev_use(&f->dev, s.head, 0);
+			bool would = dev_would_notify(&f->dev, event_idx, old, f->dev.used_idx);
+			CHECK(would == (!event_idx || i == 3));
+			CHECK(virtq_enable_notify_after(&f->q, 4) == (i >= 3)); /* 4 pending, not taken */
+		}
+		virtq_disable_notify(&f->q);
+		for (unsigned i = 0; i < 6; i++)
+			CHECK_EQ(virtq_get_used(&f->q, &cookie, &len), 1);
+	}
+	CHECK(!virtq_enable_notify_after(&f->q, 0)); /* no such thing as the 0th */
+	CHECK(!virtq_broken(&f->q));
+	fix_free(f);
+}
+
+static void test_notify_after_flags(void) { run_notify_after(false); }
+static void test_notify_after_event_idx(void) { run_notify_after(true); }
+
 /* A broken queue will never complete anything: enabling says "nothing pending". */
 static void test_notify_broken(void)
 {
@@ -1043,6 +1076,8 @@ int main(void)
 	RUN_TEST(test_forced_notify);
 	RUN_TEST(test_notify_flags);
 	RUN_TEST(test_notify_event_idx);
+	RUN_TEST(test_notify_after_flags);
+	RUN_TEST(test_notify_after_event_idx);
 	RUN_TEST(test_notify_broken);
 	RUN_TEST(test_watchdog);
 	RUN_TEST(test_indirect);
