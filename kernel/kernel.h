@@ -59,7 +59,8 @@ struct kernel_options {
 	 * wherever they stand in it (drivers/drivers.c probes them) */
 	struct cmdline_virtio_mmio virtio_mmio[32]; /* microvm has 24 slots */
 	int nvirtio_mmio;
-	bool hold; /* hold: at exit, keep the guest (and its screen) up instead of powering off */
+	bool hold;      /* hold: at exit, keep the guest (and its screen) up instead of powering off */
+	bool idle_poll; /* idle=poll: the wait loop never halts, it polls (kernel/wait.c; burns a host CPU) */
 };
 extern struct kernel_options kopt;
 

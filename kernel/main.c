@@ -107,6 +107,8 @@ static bool kernel_option(const char *w, bool warn)
 		;
 	else if (strcmp(w, "hold") == 0)
 		kopt.hold = true;
+	else if (strcmp(w, "idle=poll") == 0)
+		kopt.idle_poll = true;
 	else {
 		if (warn)
 			kprintf("ringlet: unknown kernel option '%s' (ignored)\n", w);

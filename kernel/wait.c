@@ -10,6 +10,12 @@
  * finds work already there means "do not halt": polling goes on. A
  * completion between the arm and the `hlt` is not lost: the interrupt stays
  * pending until `sti` lets it in, and `hlt` then returns at once.
+ *
+ * The kernel option idle=poll (Linux's name for the same) keeps the loop
+ * polling for the whole wait: no arm, no halt, a host CPU busy throughout.
+ * Deadlines still end waits (each pass checks the clock). It is the awake
+ * control bench/net-latency measures the halting loop against, and a trade
+ * of a host CPU for latency where that CPU is free.
  */
 #include <errno.h>
 
@@ -97,8 +103,8 @@ static int wait_loop(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
 			idle_since = now;
 			continue;
 		}
-		if (now - idle_since < SPIN_NS)
-			continue;
+		if (now - idle_since < SPIN_NS || kopt.idle_poll)
+			continue; /* idle=poll: never halt, for as long as the wait lasts */
 		/* Nothing for a while: arm, check once more (arm_all() does),
 		 * halt until a wake-up or the next deadline. */
 		if (arm_all())

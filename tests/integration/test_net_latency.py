@@ -1,17 +1,23 @@
-"""Latency while idle: a UDP echo request that reaches a halted guest ends the halt through the
-NIC's wake-up interrupt, not at the next timer tick.
+"""Latency while idle: a UDP echo request that reaches a halted guest is not delayed by the halt.
 
-A shorter run of bench/net-latency (its measurement code, loaded from there) against two guests:
-apps/echo on q35, whose NIC wakes the halted loop by MSI-X, and the control, the same on microvm
-with the NIC's MSI-X vectors taken away and no INTx routed ("timer only": the loop polls the NIC
-on its timer). Between echoes the guest halts (it spins only 10 us), so every echo's round trip
-contains the wake-up. The assertion is a ratio with generous slack: measured on this host ~50 us
-against ~1000 us (20x); it asks for 3x.
+A shorter run of bench/net-latency (its measurement code, loaded from there) against three
+guests running apps/echo, booted together and measured in turns (the others stopped meanwhile,
+so that this host's drifting load reaches them alike):
+- normal: q35; between echoes the wait loop halts, and the NIC's MSI-X interrupt ends the halt;
+- awake: the same with the kernel option idle=poll, a loop that never halts: the control;
+- timer-only: microvm with the NIC's MSI-X vectors taken away and no INTx routed, so the halted
+  loop looks at the NIC only every 1 ms (kernel/net/net.c's NET_POLL_NS).
+Each gets 60 echoes back to back and 60 spaced 20 ms apart (the guest halts before each).
 
-What it does not assert: the issue's "spaced 20 ms apart within 1.5x of back to back". On this
-host that is about 7x with the interrupt and about 11x with a guest that never halts at all (its
-wait loop spinning): the extra time of a spaced echo is the host waking QEMU's threads after
-20 ms asleep, not the guest. bench/net-latency prints both figures.
+What it asserts: no echo lost; the normal guest's spaced median within 2.0x of the awake
+guest's (the goal is 1.5x); the timer-only guest's spaced median at least 1.5x the awake
+guest's, and its back-to-back median at least 3x the normal guest's.
+
+Why against an awake guest and not the issue's "spaced within 1.5x of back to back": on this
+host (itself a VM) that ratio is the host's. The awake guest, which never halts, is as far from
+it as the normal one (4-6x: back to back ~55-90 us, spaced ~250-350 us): a spaced echo waits for
+the host to wake QEMU's main loop thread and the Python peer after 20 ms asleep, whatever the
+guest does. bench/net-latency prints both figures.
 """
 import importlib.machinery
 import importlib.util
@@ -36,12 +42,22 @@ def built():
     build_app("echo")
 
 
-def test_wakeup_interrupt_beats_the_timer():
+def test_sleeping_guest_answers_as_fast_as_an_awake_one():
     bench = load_bench()
-    irq = bench.measure(n=60, spacing_ms=20, timer_only=False)
-    timer = bench.measure(n=60, spacing_ms=20, timer_only=True)
-    print("interrupt:", irq)
-    print("timer only:", timer)
+    r = bench.compare(["normal", "awake", "timer-only"], n=60, spacing_ms=20)
+    normal, awake, timer = r["normal"], r["awake"], r["timer-only"]
+    for m in r.values():
+        print(m)
     # Every echo was answered (a lost one would be a wake-up never taken).
-    assert irq["lost"] == 0 and timer["lost"] == 0, (irq, timer)
-    assert irq["b2b_median_us"] * 3 <= timer["b2b_median_us"], (irq, timer)
+    assert all(m["lost"] == 0 for m in r.values()), r
+    # The halt costs little: goal 1.5x. Measured 1.5-1.7x in turns (2026-12): what remains is
+    # mostly the host waking QEMU's vCPU thread after 20 ms asleep. 2.0x leaves room for this
+    # host's noise and still fails a guest without the wake-up (timer-only measured 2.1-2.9x).
+    assert normal["spaced_median_us"] <= 2.0 * awake["spaced_median_us"], r
+    # The control: the comparison sees a wake-up 0.5 ms late on average. (Not 3x, as first
+    # hoped: timer-only's 1 ms polling puts it at 2.1-2.9x here.)
+    assert timer["spaced_median_us"] >= 1.5 * awake["spaced_median_us"], r
+    # The interrupt path matters: back to back, the next request comes while the guest has
+    # just halted; the interrupt answers it at once, the timer-only loop at its next 1 ms look
+    # (measured ~60-120 us against ~1000 us).
+    assert timer["b2b_median_us"] >= 3 * normal["b2b_median_us"], r
