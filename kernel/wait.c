@@ -24,15 +24,49 @@
 #include "wait.h"
 
 /*
- * How long an idle loop polls before it halts. Short: under TCG one poll
- * costs microseconds, and when QEMU's device model shares the guest's host
- * core (bench --host-cpus 0), every spin steals the time the device needs
- * to answer. Linux halts at once; a little spinning pays only when the
- * device runs on another core. Measured with bench/blk's blk-rand and
- * --host-cpus 0 (2026-12): 0, 10, 50 and 200 us were all 2-3.5x Linux at
- * QD1 and QD32, within this host's noise of each other.
+ * How long an idle loop polls before it halts: a window between SPIN_MIN_NS and SPIN_MAX_NS
+ * that sizes itself, as KVM's halt polling does. A halt that ended soon after it began says a
+ * longer spin would have caught the work without the halt and the interrupt (tens of
+ * microseconds under TCG): the window doubles. A long halt says spinning would have been
+ * wasted: it halves. So an exchange of requests and answers (a UDP echo, a disk at QD1) is
+ * caught spinning, and a guest that waits long spins only the minimum before each halt.
+ *
+ * One trap: when QEMU's device model shares the guest's host core (bench --host-cpus 0) the
+ * answer comes only once the guest halts and gives QEMU the core, so every halt is short and
+ * every longer spin only delays the answer further. The sign: the window grew, yet the halt
+ * after it did not get shorter by about as much. Then the window drops to the minimum and stays
+ * there for SPIN_HOLD halts before it may grow again.
  */
-#define SPIN_NS 10000ull
+#define SPIN_MIN_NS 10000ull
+#define SPIN_MAX_NS 160000ull
+#define SPIN_HOLD   64
+
+static struct {
+	uint64_t ns;      /* the window */
+	uint64_t grew_by; /* the last halt's change to it, if it grew; else 0 */
+	uint64_t last_ns; /* how long the last halt lasted */
+	unsigned hold;    /* halts to wait before growing again */
+} spin = {.ns = SPIN_MIN_NS};
+
+/* After a halt that lasted halted_ns, which followed a spin of spin.ns. */
+static void spin_adapt(uint64_t halted_ns)
+{
+	uint64_t grew_by = spin.grew_by;
+	spin.grew_by = 0;
+	if (grew_by && halted_ns + grew_by / 2 > spin.last_ns) {
+		spin.ns = SPIN_MIN_NS; /* the answer waited for our halt, not for time */
+		spin.hold = SPIN_HOLD;
+	} else if (spin.hold) {
+		spin.hold--;
+	} else if (spin.ns + halted_ns < SPIN_MAX_NS) {
+		uint64_t ns = spin.ns * 2 < SPIN_MAX_NS ? spin.ns * 2 : SPIN_MAX_NS;
+		spin.grew_by = ns - spin.ns;
+		spin.ns = ns;
+	} else {
+		spin.ns = spin.ns / 2 > SPIN_MIN_NS ? spin.ns / 2 : SPIN_MIN_NS;
+	}
+	spin.last_ns = halted_ns;
+}
 
 /* A source without a wake-up interrupt (arm NULL) is polled at least this
  * often while the loop halts. */
@@ -103,14 +137,17 @@ static int wait_loop(bool (*cond)(void *arg), void *arg, uint64_t deadline_ns)
 			idle_since = now;
 			continue;
 		}
-		if (now - idle_since < SPIN_NS || kopt.idle_poll)
+		if (now - idle_since < spin.ns || kopt.idle_poll)
 			continue; /* idle=poll: never halt, for as long as the wait lasts */
 		/* Nothing for a while: arm, check once more (arm_all() does),
 		 * halt until a wake-up or the next deadline. */
-		if (arm_all())
+		bool halt = arm_all();
+		if (halt)
 			time_idle(next_deadline(now, deadline_ns));
 		disarm_all();
 		idle_since = time_ns();
+		if (halt)
+			spin_adapt(idle_since - now);
 	}
 }
 
