@@ -34,8 +34,8 @@
  * One trap: when QEMU's device model shares the guest's host core (bench --host-cpus 0) the
  * answer comes only once the guest halts and gives QEMU the core, so every halt is short and
  * every longer spin only delays the answer further. The sign: the window grew, yet the halt
- * after it did not get shorter by about as much. Then the window drops to the minimum and stays
- * there for SPIN_HOLD halts before it may grow again.
+ * after it did not get shorter by about as much. Then the window drops to nothing (halt at
+ * once, as Linux does) and stays there for SPIN_HOLD halts before it may grow again.
  */
 #define SPIN_MIN_NS 10000ull
 #define SPIN_MAX_NS 160000ull
@@ -54,12 +54,12 @@ static void spin_adapt(uint64_t halted_ns)
 	uint64_t grew_by = spin.grew_by;
 	spin.grew_by = 0;
 	if (grew_by && halted_ns + grew_by / 2 > spin.last_ns) {
-		spin.ns = SPIN_MIN_NS; /* the answer waited for our halt, not for time */
+		spin.ns = 0; /* the answer waited for our halt, not for time: halt at once */
 		spin.hold = SPIN_HOLD;
 	} else if (spin.hold) {
 		spin.hold--;
 	} else if (spin.ns + halted_ns < SPIN_MAX_NS) {
-		uint64_t ns = spin.ns * 2 < SPIN_MAX_NS ? spin.ns * 2 : SPIN_MAX_NS;
+		uint64_t ns = !spin.ns ? SPIN_MIN_NS : spin.ns * 2 < SPIN_MAX_NS ? spin.ns * 2 : SPIN_MAX_NS;
 		spin.grew_by = ns - spin.ns;
 		spin.ns = ns;
 	} else {
