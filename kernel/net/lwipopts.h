@@ -23,9 +23,10 @@
 #define LWIP_NETIF_STATUS_CALLBACK     1 /* the boot log line when DHCP gives an address */
 #define LWIP_NETIF_LINK_CALLBACK       1
 #define LWIP_NETIF_EXT_STATUS_CALLBACK 1
-#define LWIP_SINGLE_NETIF              0 /* eth0, eth1, ... */
-#define LWIP_CHECKSUM_CTRL_PER_NETIF   1 /* a NIC with checksum offload skips lwIP's checksums */
-#define LWIP_CHKSUM_ALGORITHM          3 /* the fastest of lwIP's three portable sums */
+#define LWIP_SINGLE_NETIF              0          /* eth0, eth1, ... */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF   1          /* a NIC with checksum offload skips lwIP's checksums */
+#define LWIP_CHKSUM                    net_chksum /* offload.c: 8 bytes at a time */
+unsigned short net_chksum(const void *data, int len);
 
 /* ---- memory ---------------------------------------------------------------- */
 /* The heap (newlib's malloc over the kernel's pages) for lwIP's variable-sized

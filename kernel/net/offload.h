@@ -19,4 +19,14 @@
  */
 bool net_tcp_csum_partial(uint8_t *frame, uint32_t head_len, uint32_t total_len, uint16_t *start, uint16_t *offset);
 
+/*
+ * lwIP's LWIP_CHKSUM (lwipopts.h): the Internet checksum's sum (RFC 1071), not complemented,
+ * of len bytes at data, which may start at any address: the sum of the bytes taken as 16-bit
+ * words in the CPU's (little-endian) order, a last odd byte as the low half of a word, folded
+ * to 16 bits. What lwip_standard_chksum() returns, 8 bytes at a time instead of 4: with no
+ * offload (QEMU's user networking and dgram backends offer none) every UDP and TCP byte sent
+ * and received is summed here.
+ */
+uint16_t net_chksum(const void *data, int len);
+
 #endif
