@@ -278,6 +278,19 @@ static int send(struct balloon *b, struct req *r)
 	return 0;
 }
 
+/* Sends a deflate request for the last n pages held; they stay held if it cannot be sent. */
+static int send_deflate(struct balloon *b, struct req *r, size_t n)
+{
+	r->inflate = false;
+	r->n = (uint32_t)n;
+	b->nheld -= n;
+	memcpy(r->pfns, &b->held[b->nheld], n * sizeof(uint32_t));
+	int err = send(b, r);
+	if (err)
+		b->nheld += n;
+	return err;
+}
+
 /* More requests towards the target, as far as slots go. One direction at
  * a time: the other's requests finish first. */
 static bool move(struct balloon *b)
@@ -314,14 +327,8 @@ static bool move(struct balloon *b)
 			size_t n = b->nheld - b->target;
 			if (n > BATCH)
 				n = BATCH;
-			r->inflate = false;
-			r->n = (uint32_t)n;
-			b->nheld -= n;
-			memcpy(r->pfns, &b->held[b->nheld], n * sizeof(uint32_t));
-			if (send(b, r) != 0) {
-				b->nheld += n;
+			if (send_deflate(b, r, n) != 0)
 				break;
-			}
 			sent = true;
 		}
 		if (sent)
@@ -458,14 +465,8 @@ static size_t balloon_oom(size_t want)
 			n = BATCH;
 		if (n > b->nheld)
 			n = b->nheld;
-		r->inflate = false;
-		r->n = (uint32_t)n;
-		b->nheld -= n;
-		memcpy(r->pfns, &b->held[b->nheld], n * sizeof(uint32_t));
-		if (send(b, r) != 0) {
-			b->nheld += n;
+		if (send_deflate(b, r, n) != 0)
 			break;
-		}
 		virtq_kick(&b->deflateq);
 		/* The allocation cannot wait in the loop (it may be the loop's
 		 * caller): spin on this queue, bounded. */
