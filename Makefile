@@ -262,7 +262,8 @@ $(BUILD)/tests/test_virtio_input: tests/unit/test_virtio_input.c drivers/virtio_
 		tests/unit/check.h
 # Their kernel log and panic stand-ins.
 $(BUILD)/tests/test_virtio_rng $(BUILD)/tests/test_virtio_gpu $(BUILD)/tests/test_virtio_input \
-		$(BUILD)/tests/test_virtio_balloon: tests/unit/klog_stub.h
+		$(BUILD)/tests/test_virtio_balloon $(BUILD)/tests/test_virtio_net \
+		$(BUILD)/tests/test_virtio_scsi: tests/unit/klog_stub.h
 $(BUILD)/tests/test_virtio_rng: tests/unit/test_virtio_rng.c drivers/virtio_rng.c drivers/virtio_rng.h \
 		drivers/virtio/virtq.c drivers/virtio/virtq.h tests/unit/check.h
 $(BUILD)/tests/test_virtio_balloon: tests/unit/test_virtio_balloon.c drivers/virtio_balloon.c \

@@ -1,6 +1,7 @@
 /*
  * klog_stub.h: the kernel's log and panic, for a host test that #includes a
- * driver's .c file (test_virtio_gpu.c, _input, _balloon, _rng). klog() keeps
+ * driver's .c file (test_virtio_gpu.c, _input, _balloon, _rng, _net) or links
+ * only the driver and the virtqueue (test_virtio_scsi.c). klog() keeps
  * the last line in last_log, for the test to check what the driver said;
  * ksnprintf() is vsnprintf(); panic() prints and aborts. Tests that link the
  * virtio core instead use kstubs.c.

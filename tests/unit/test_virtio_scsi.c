@@ -23,6 +23,7 @@
 #include "blkdev.h"
 #include "check.h"
 #include "kernel.h"
+#include "klog_stub.h"
 #include "virtio_dev.h"
 #include "virtio_scsi.h"
 #include "wait.h"
@@ -35,27 +36,8 @@
 
 /* ---- stubs of the kernel and the transport ------------------------------------------------ */
 
-struct kernel_options kopt;
 static uint64_t now_ns;
-static char last_log[256];
 static unsigned resets;
-
-void klog(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(last_log, sizeof(last_log), fmt, ap);
-	va_end(ap);
-}
-
-int ksnprintf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	return n;
-}
 
 void *page_alloc(size_t npages)
 {
