@@ -218,62 +218,53 @@ static void ext_status(struct netif *nif, netif_nsc_reason_t reason, const netif
 
 unsigned short ringlet_dns_port = 53; /* lwipopts.h's DNS_SERVER_PORT */
 
+/* "ADDR" or "ADDR<sep>N" (N in decimal, at most max) into addr and *n (left alone when the
+ * word has no sep); false when it is neither. */
+static bool parse_addr_number(const char *s, char sep, ip4_addr_t *addr, unsigned long max, unsigned long *n)
+{
+	char buf[24];
+	const char *at = strchr(s, sep);
+	size_t len = at ? (size_t)(at - s) : strlen(s);
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (!ip4addr_aton(buf, addr))
+		return false;
+	if (!at)
+		return true;
+	const char *c = at + 1;
+	unsigned long v = 0;
+	if (!*c)
+		return false;
+	for (; *c; c++) {
+		if (*c < '0' || *c > '9' || v > max)
+			return false;
+		v = v * 10 + (unsigned long)(*c - '0');
+	}
+	if (v > max)
+		return false;
+	*n = v;
+	return true;
+}
+
 /* "10.0.2.3" or "10.0.2.2:5353" into addr and port (left alone when the
  * word names none); false when it is neither. */
 static bool parse_dns(const char *s, ip4_addr_t *addr, unsigned short *port)
 {
-	char buf[24];
-	const char *colon = strchr(s, ':');
-	size_t n = colon ? (size_t)(colon - s) : strlen(s);
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	if (!ip4addr_aton(buf, addr))
-		return false;
-	if (!colon)
-		return true;
-	unsigned long p = 0;
-	const char *c = colon + 1;
-	if (!*c)
-		return false;
-	for (; *c; c++) {
-		if (*c < '0' || *c > '9' || p > 65535)
-			return false;
-		p = p * 10 + (unsigned long)(*c - '0');
-	}
-	if (p == 0 || p > 65535)
+	unsigned long p = *port;
+	if (!parse_addr_number(s, ':', addr, 65535, &p) || p == 0)
 		return false;
 	*port = (unsigned short)p;
 	return true;
 }
 
-/* "10.0.2.15/24" into addr and netmask; false when it is not that. */
+/* "10.0.2.15/24" (no prefix: /24) into addr and netmask; false when it is not that. */
 static bool parse_cidr(const char *s, ip4_addr_t *addr, ip4_addr_t *mask)
 {
-	char buf[24];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	if (n == 0 || n >= sizeof(buf))
+	unsigned long prefix = 24;
+	if (!parse_addr_number(s, '/', addr, 32, &prefix))
 		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	if (!ip4addr_aton(buf, addr))
-		return false;
-	unsigned prefix = 24;
-	if (slash) {
-		const char *p = slash + 1;
-		if (!*p)
-			return false;
-		prefix = 0;
-		for (; *p; p++) {
-			if (*p < '0' || *p > '9' || prefix > 32)
-				return false;
-			prefix = prefix * 10 + (unsigned)(*p - '0');
-		}
-		if (prefix > 32)
-			return false;
-	}
 	ip4_addr_set_u32(mask, prefix ? lwip_htonl(0xffffffffu << (32 - prefix)) : 0);
 	return true;
 }
