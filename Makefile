@@ -237,7 +237,8 @@ UNIT_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-reco
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c drivers/virtio/virtq.c drivers/virtio/virtq.h \
 		drivers/virtio/virtio.h tests/unit/check.h
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c kernel/cmdline.c tests/unit/check.h
-$(BUILD)/tests/test_pci: tests/unit/test_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h tests/unit/check.h
+$(BUILD)/tests/test_pci: tests/unit/test_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h tests/unit/check.h \
+		tests/unit/pci_stubs.h
 $(BUILD)/tests/test_sha256: tests/unit/test_sha256.c apps/blktool/sha256.c apps/blktool/sha256.h tests/unit/check.h
 # Driver code on the host: kernel/io.h is replaced by a fake (port I/O to the
 # test's simulated device), kernel services by tests/unit/kstubs.c.
@@ -310,7 +311,7 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-saniti
 	-fno-omit-frame-pointer -Wall -Wextra -Werror -Idrivers/virtio -Ikernel -Iboot -Itests/unit
 
 $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
-$(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h
+$(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c kernel/pci.c kernel/pci.h kernel/kernel.h tests/unit/pci_stubs.h
 $(BUILD)/fuzz/fuzz_virtio_caps: tests/fuzz/fuzz_virtio_caps.c drivers/virtio/virtio_pci_caps.c \
 	drivers/virtio/virtio_pci_caps.h drivers/virtio/virtio.h
 $(BUILD)/fuzz/fuzz_pvh: tests/fuzz/fuzz_pvh.c boot/bootparse.c boot/bootparse.h boot/bootinfo.h

@@ -62,28 +62,7 @@ void panic(const char *fmt, ...)
 	abort();
 }
 
-/* Only pci_init() and pci_map_bar() reach these; the tests use pci_setup(). */
-volatile void *mmio_map(uint64_t phys, size_t len)
-{
-	(void)len;
-	return (volatile void *)(uintptr_t)phys;
-}
-const char *mmio_refusal(uint64_t phys, uint64_t len, uint64_t *past)
-{
-	(void)phys, (void)len, (void)past;
-	return NULL;
-}
-bool acpi_mcfg(uint64_t *base, uint8_t *bus_end)
-{
-	*base = 0, *bus_end = 0;
-	return false;
-}
-int acpi_fixed_ports(uint32_t (*blocks)[2], int max)
-{
-	(void)blocks, (void)max;
-	return 0;
-}
-uintptr_t pmem_top(void) { return 0; }
+#include "pci_stubs.h"
 
 /* ---- the platform: RAM, fixed ranges, windows -------------------------------------------------- */
 
