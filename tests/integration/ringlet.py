@@ -18,8 +18,11 @@ so the tests pass on machines without KVM.
 """
 
 import os
+import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -84,3 +87,50 @@ def run_guest(app_or_path, args=(), machine="q35", memory="128M", extra=(), time
                              "--- launcher:\n%s" % (app_or_path, timeout,
                                                      result.output, result.launcher_stderr))
     return result
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port nothing on 127.0.0.1 uses right now (TCP, or UDP with SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Background:
+    """A process left running in the background (a server in a guest, or its Linux build):
+    every line it prints is kept; wait_for() waits for one, stop() kills its process group."""
+
+    def __init__(self, cmd, expect, timeout):
+        self.lines = []
+        self.proc = subprocess.Popen(cmd, cwd=root(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.wait_for(expect, timeout)
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
+
+    def output(self):
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern, timeout):
+        """Waits until a line matches pattern; returns the match."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for line in list(self.lines):
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            if self.proc.poll() is not None and not self.reader.is_alive():
+                break
+            time.sleep(0.1)
+        raise AssertionError("no %r from the server within %d s; console:\n%s"
+                             % (pattern, timeout, self.output()))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()

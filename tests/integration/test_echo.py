@@ -11,68 +11,26 @@ port on the host, ETIMEDOUT from an address that never answers.
 import hashlib
 import os
 import random
-import re
-import signal
 import socket
 import struct
 import subprocess
 import threading
-import time
 
 import pytest
 
-from ringlet import build_app, root, run_guest
+from ringlet import Background, build_app, free_port, root, run_guest
 
 BOOT_TIMEOUT = 120      # seconds until "listening on": TCG on a busy host
 IO_TIMEOUT = 120        # seconds a client waits on one socket call
 
 
-def free_port(kind):
-    """A port nothing on 127.0.0.1 uses right now (TCP or UDP)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(Background):
     """An echo server running in the background: its console lines, the
     host ports that reach it."""
 
     def __init__(self, cmd, tcp_port, udp_port, expect):
         self.tcp_port, self.udp_port = tcp_port, udp_port
-        self.lines = []
-        self.proc = subprocess.Popen(cmd, cwd=root(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.wait_for(expect, BOOT_TIMEOUT)
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-
-    def output(self):
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern, timeout):
-        """Waits until a console line matches pattern; returns the match."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for line in list(self.lines):
-                m = re.search(pattern, line)
-                if m:
-                    return m
-            if self.proc.poll() is not None and not self.reader.is_alive():
-                break
-            time.sleep(0.1)
-        raise AssertionError("no %r from the server within %d s; console:\n%s"
-                             % (pattern, timeout, self.output()))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        super().__init__(cmd, expect, BOOT_TIMEOUT)
 
 
 def guest_server(net="user"):

@@ -14,66 +14,25 @@ import hashlib
 import http.client
 import os
 import random
-import re
-import shutil
-import signal
 import socket
 import subprocess
 import tarfile
-import threading
-import time
 import urllib.parse
 
 import pytest
 
-from ringlet import build_app, root
+from ringlet import Background, build_app, free_port, root
 
 BOOT_TIMEOUT = 120
 IO_TIMEOUT = 120
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(Background):
     """A server process in the background: its console lines, its port."""
 
     def __init__(self, cmd, port, expect):
         self.port = port
-        self.lines = []
-        self.proc = subprocess.Popen(cmd, cwd=root(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
-        self.wait_for(expect, BOOT_TIMEOUT)
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-
-    def output(self):
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for line in list(self.lines):
-                m = re.search(pattern, line)
-                if m:
-                    return m
-            if self.proc.poll() is not None:
-                time.sleep(0.2)
-                break
-            time.sleep(0.1)
-        raise AssertionError("no %r within %d s; console:\n%s" % (pattern, timeout, self.output()))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        super().__init__(cmd, expect, BOOT_TIMEOUT)
 
 
 def make_tree(top, seed=9):
